@@ -1,0 +1,1 @@
+complete --command vsuite --no-files --arguments "(env _VSUITE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) vsuite)" --condition "env _VSUITE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) vsuite"

@@ -1,0 +1,317 @@
+"""Triton forward of Lightning Attention: chunk-parallel, two passes.
+
+Notation (per sequence and head, chunk c of length L <= C, local positions i, j in [0, L)):
+
+    h_c     fp32 state entering chunk c, [Dk, Dv]; h_0 = initial state (or 0)
+    h_{c+1} = exp(-s L) h_c + (K_c * k_decay)^T V_c,        k_decay[j] = exp(-s (L-1-j))
+    O_c     = scale * ( ((Q_c K_c^T) * M) V_c + (Q_c * q_decay) h_c )
+              M[i, j] = exp(-s (i-j)) for i >= j else 0,     q_decay[i] = exp(-s (i+1))
+
+Pass 1, `_fwd_state_kernel`: one program per (Dk-tile, Dv-tile, sequence*head) walks that
+sequence's chunks in order and writes every h_c to a buffer (plus the final state). Tiling
+the state over Dk and Dv keeps the register tile small and multiplies the number of
+programs, so even B*H = 32 fills an H100's 132 SMs at D = 128.
+Pass 2, `_fwd_output_kernel`: one program per (Dv-tile, chunk, head), all independent.
+
+Only exponents inside one chunk appear (0..C), never exp(+s t), so nothing overflows
+however long the sequence. Layout is head-first and contiguous: token t of head h in batch
+row b sits at row (b*H + h)*T + t of a [B*H*T, D] matrix. With cu_seqlens (B == 1) the
+sequences are packed along T and a host-built chunk table maps each global chunk index to
+its sequence, so no chunk crosses a sequence boundary.
+
+This file also holds the helpers the backward shares (`_seq_bounds`, `_chunk_coords`,
+`_dot`, `_intra_decay`, `ChunkTable`, `KernelConfig`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+CHUNK = 64  # tokens per chunk: C*C score tile + C*Dv output tile fit registers at 4 warps
+TILE = 64  # max Dk / Dv tile; larger D loops over tiles (outputs) or splits programs (states)
+NUM_WARPS = 4
+NUM_STAGES = 2
+FP32_DOT_PRECISION = "tf32x3"  # fp32 inputs: near-fp32 accuracy on tensor cores
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+# ----------------------------------------------------------------------------------------------
+# Host side: block sizes, dot precision and the chunk table
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Compile-time sizes shared by all kernels of one call."""
+
+    dk: int
+    dv: int
+    bk: int  # Dk tile: power of two >= 16 (tl.dot needs >= 16), <= TILE; masked past dk
+    bv: int
+    chunk: int = CHUNK
+    lowp: bool = False  # feed fp16/bf16 operands to tl.dot (GPU only; the interpreter can't)
+
+    @property
+    def nk(self) -> int:
+        return triton.cdiv(self.dk, self.bk)
+
+    @property
+    def nv(self) -> int:
+        return triton.cdiv(self.dv, self.bv)
+
+    @staticmethod
+    def make(dk: int, dv: int, dtype: torch.dtype, chunk: int = CHUNK) -> "KernelConfig":
+        def tile(d):
+            return min(TILE, max(16, triton.next_power_of_2(d)))
+
+        lowp = dtype in (torch.float16, torch.bfloat16) and not interpreting()
+        return KernelConfig(dk, dv, tile(dk), tile(dv), chunk, lowp)
+
+
+@dataclass
+class ChunkTable:
+    """Where every chunk lives. Built once per forward on the host (small torch ops).
+
+    n_seqs: S (B without cu_seqlens); n_chunks: total chunks G over all sequences.
+    Without cu_seqlens every sequence has nt = cdiv(T, C) chunks and global chunk
+    g = n*nt + c, so no tables are needed (`cu`, `chunk_off`, `chunk_seq` stay None).
+    With cu_seqlens: cu [S+1] int32, chunk_off [S] int32 (first global chunk of each
+    sequence), chunk_seq [G] int32 (sequence of each global chunk).
+    """
+
+    n_seqs: int
+    n_chunks: int
+    cu: torch.Tensor | None = None
+    chunk_off: torch.Tensor | None = None
+    chunk_seq: torch.Tensor | None = None
+
+    @property
+    def varlen(self) -> bool:
+        return self.cu is not None
+
+    @staticmethod
+    def make(batch: int, seq: int, cu_seqlens: torch.Tensor | None, chunk: int) -> "ChunkTable":
+        if cu_seqlens is None:
+            return ChunkTable(batch, batch * triton.cdiv(seq, chunk))
+        cu = cu_seqlens.to(torch.int32)
+        nts = (cu[1:] - cu[:-1] + chunk - 1) // chunk  # [S] chunks per sequence (0 if empty)
+        chunk_off = (torch.cumsum(nts, 0) - nts).to(torch.int32)
+        n_chunks = int(nts.sum().item())
+        seq_ids = torch.arange(len(nts), device=cu.device, dtype=torch.int32)
+        chunk_seq = torch.repeat_interleave(seq_ids, nts.long()).to(torch.int32)
+        return ChunkTable(len(nts), n_chunks, cu, chunk_off, chunk_seq)
+
+
+# ----------------------------------------------------------------------------------------------
+# Device helpers
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _seq_bounds(i_n, cu, T, IS_VARLEN: tl.constexpr):
+    """Sequence i_n -> (batch row, first token, end token) in the [B, H, T] token grid."""
+    if IS_VARLEN:
+        bos = tl.load(cu + i_n).to(tl.int32)
+        eos = tl.load(cu + i_n + 1).to(tl.int32)
+        row = i_n * 0
+    else:
+        bos = i_n * 0
+        eos = bos + T
+        row = i_n
+    return row, bos, eos
+
+
+@triton.jit
+def _first_chunk(i_n, chunk_off, T, C: tl.constexpr, IS_VARLEN: tl.constexpr):
+    """Global index of sequence i_n's first chunk in the per-chunk buffers."""
+    if IS_VARLEN:
+        g0 = tl.load(chunk_off + i_n).to(tl.int32)
+    else:
+        g0 = i_n * tl.cdiv(T, C)
+    return g0
+
+
+@triton.jit
+def _chunk_coords(g, cu, chunk_off, chunk_seq, T, C: tl.constexpr, IS_VARLEN: tl.constexpr):
+    """Global chunk g -> (batch row, first token of the chunk, chunk length L <= C)."""
+    if IS_VARLEN:
+        i_n = tl.load(chunk_seq + g).to(tl.int32)
+        c = g - tl.load(chunk_off + i_n).to(tl.int32)
+    else:
+        nt = tl.cdiv(T, C)
+        i_n = g // nt
+        c = g % nt
+    row, bos, eos = _seq_bounds(i_n, cu, T, IS_VARLEN)
+    t0 = bos + c * C
+    return row, t0, tl.minimum(C, eos - t0)
+
+
+@triton.jit
+def _dot(a, b, LOWP: tl.constexpr, DT: tl.constexpr, PREC: tl.constexpr):
+    """a @ b accumulated in fp32. LOWP: fp16/bf16 operands (tensor-core speed, GPU only)."""
+    if LOWP:
+        return tl.dot(a.to(DT), b.to(DT))
+    else:
+        return tl.dot(a, b, input_precision=PREC)
+
+
+@triton.jit
+def _intra_decay(slope, C: tl.constexpr):
+    """M[i, j] = exp(-s (i-j)) for i >= j else 0, [C, C] fp32 (exponent clamped: no inf)."""
+    i = tl.arange(0, C)
+    lag = i[:, None] - i[None, :]
+    return tl.where(lag >= 0, tl.exp(-slope * tl.maximum(lag, 0).to(tl.float32)), 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 1: chunk states
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _fwd_state_kernel(
+    k, v, slopes, h0, h, ht, cu, chunk_off,
+    T, H,
+    DK: tl.constexpr, DV: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    USE_H0: tl.constexpr, STORE_HT: tl.constexpr, IS_VARLEN: tl.constexpr,
+    LOWP: tl.constexpr, PREC: tl.constexpr,
+):
+    # grid (NK, NV, S*H). k [B*H*T, DK], v [B*H*T, DV]; h [G, H, DK, DV] fp32 (state
+    # entering each chunk); h0, ht [S, H, DK, DV].
+    i_k, i_v, i_nh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_n, i_h = i_nh // H, i_nh % H
+    row, bos, eos = _seq_bounds(i_n, cu, T, IS_VARLEN)
+    g0 = _first_chunk(i_n, chunk_off, T, C, IS_VARLEN)
+    slope = tl.load(slopes + i_h).to(tl.float32)
+
+    o_k = i_k * BK + tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    j = tl.arange(0, C)
+    m_kv = (o_k[:, None] < DK) & (o_v[None, :] < DV)
+    tile = o_k[:, None] * DV + o_v[None, :]  # [BK, BV] offsets inside one state
+    tok0 = (row * H + i_h).to(tl.int64) * T + bos  # row of this sequence's first token
+
+    b_h = tl.zeros([BK, BV], dtype=tl.float32)
+    if USE_H0:
+        b_h += tl.load(h0 + i_nh.to(tl.int64) * DK * DV + tile, mask=m_kv, other=0.0).to(tl.float32)
+
+    for c in range(0, tl.cdiv(eos - bos, C)):
+        tl.store(h + ((g0 + c).to(tl.int64) * H + i_h) * DK * DV + tile, b_h, mask=m_kv)
+        L = tl.minimum(C, eos - bos - c * C)
+        m_t = j < L
+        rows = tok0 + c * C + j
+        b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_t[None, :] & (o_k[:, None] < DK),
+                       other=0.0).to(tl.float32)  # [BK, C]
+        b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < DV),
+                      other=0.0).to(tl.float32)  # [C, BV]
+        k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
+        b_h = b_h * tl.exp(-slope * L.to(tl.float32)) + _dot(
+            b_kt, b_v * k_decay[:, None], LOWP, k.dtype.element_ty, PREC)
+
+    if STORE_HT:
+        tl.store(ht + i_nh.to(tl.int64) * DK * DV + tile, b_h, mask=m_kv)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pass 2: outputs, parallel over chunks
+# ----------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _fwd_output_kernel(
+    q, k, v, slopes, h, o, cu, chunk_off, chunk_seq,
+    scale, T, H,
+    DK: tl.constexpr, DV: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    NK: tl.constexpr, IS_VARLEN: tl.constexpr, LOWP: tl.constexpr, PREC: tl.constexpr,
+):
+    # grid (NV, G, H). O[:, v-tile] = scale * (((Q K^T) * M) V + (Q * q_decay) h_c), the Dk
+    # contractions accumulated over Dk tiles. q, k [B*H*T, DK]; v, o [B*H*T, DV].
+    i_v, g, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    row, t0, L = _chunk_coords(g, cu, chunk_off, chunk_seq, T, C, IS_VARLEN)
+    slope = tl.load(slopes + i_h).to(tl.float32)
+    DT = q.dtype.element_ty
+
+    j = tl.arange(0, C)
+    m_t = j < L
+    rows = (row * H + i_h).to(tl.int64) * T + t0 + j  # [C]
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_v = o_v < DV
+    h_base = h + (g.to(tl.int64) * H + i_h) * DK * DV
+
+    b_s = tl.zeros([C, C], dtype=tl.float32)  # Q K^T
+    b_o = tl.zeros([C, BV], dtype=tl.float32)  # Q h_c
+    for i_k in range(NK):
+        o_k = i_k * BK + tl.arange(0, BK)
+        m_k = o_k < DK
+        b_q = tl.load(q + rows[:, None] * DK + o_k[None, :], mask=m_t[:, None] & m_k[None, :],
+                      other=0.0).to(tl.float32)  # [C, BK]
+        b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_k[:, None] & m_t[None, :],
+                       other=0.0).to(tl.float32)  # [BK, C]
+        b_h = tl.load(h_base + o_k[:, None] * DV + o_v[None, :], mask=m_k[:, None] & m_v[None, :],
+                      other=0.0)  # [BK, BV] fp32
+        b_s += _dot(b_q, b_kt, LOWP, DT, PREC)
+        b_o += _dot(b_q, b_h, LOWP, DT, PREC)
+
+    q_decay = tl.exp(-slope * (j + 1).to(tl.float32))
+    b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & m_v[None, :],
+                  other=0.0).to(tl.float32)  # [C, BV]
+    b_s = b_s * _intra_decay(slope, C)
+    b_o = (b_o * q_decay[:, None] + _dot(b_s, b_v, LOWP, DT, PREC)) * scale
+    tl.store(o + rows[:, None] * DV + o_v[None, :], b_o.to(o.dtype.element_ty),
+             mask=m_t[:, None] & m_v[None, :])
+
+
+# ----------------------------------------------------------------------------------------------
+# Launchers
+# ----------------------------------------------------------------------------------------------
+
+
+def chunk_states(k, v, slopes, h0, table: ChunkTable, cfg: KernelConfig, store_final: bool):
+    """Pass 1. k [B,H,T,Dk], v [B,H,T,Dv] contiguous; slopes fp32 [H]; h0 [S,H,Dk,Dv] or None.
+
+    Returns (h [G,H,Dk,Dv] fp32 states entering each chunk, final state [S,H,Dk,Dv] fp32 or None).
+    """
+    _, H, T, _ = k.shape
+    h = k.new_empty(table.n_chunks, H, cfg.dk, cfg.dv, dtype=torch.float32)
+    ht = k.new_empty(table.n_seqs, H, cfg.dk, cfg.dv, dtype=torch.float32) if store_final else None
+    if table.n_seqs * H == 0:
+        return h, ht
+    grid = (cfg.nk, cfg.nv, table.n_seqs * H)
+    _fwd_state_kernel[grid](
+        k, v, slopes, h0, h, ht, table.cu, table.chunk_off, T, H,
+        DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv,
+        USE_H0=h0 is not None, STORE_HT=store_final, IS_VARLEN=table.varlen,
+        LOWP=cfg.lowp, PREC=FP32_DOT_PRECISION, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+    )
+    return h, ht
+
+
+def chunk_outputs(q, k, v, slopes, h, scale: float, table: ChunkTable, cfg: KernelConfig):
+    """Pass 2. Returns o [B,H,T,Dv] in q's dtype."""
+    _, H, T, _ = q.shape
+    o = torch.empty_like(v, dtype=q.dtype)
+    if table.n_chunks * H == 0:
+        return o
+    grid = (cfg.nv, table.n_chunks, H)
+    _fwd_output_kernel[grid](
+        q, k, v, slopes, h, o, table.cu, table.chunk_off, table.chunk_seq, float(scale), T, H,
+        DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv, NK=cfg.nk,
+        IS_VARLEN=table.varlen, LOWP=cfg.lowp, PREC=FP32_DOT_PRECISION,
+        num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+    )
+    return o
+
+
+def lightning_fwd(q, k, v, slopes, scale, h0, table: ChunkTable, cfg: KernelConfig, output_final_state: bool):
+    """Both passes. Returns (o, final state or None, h) — h is kept only if the caller wants it."""
+    h, ht = chunk_states(k, v, slopes, h0, table, cfg, output_final_state)
+    o = chunk_outputs(q, k, v, slopes, h, scale, table, cfg)
+    return o, ht, h

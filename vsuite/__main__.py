@@ -1,0 +1,3 @@
+from vsuite.cli import main
+
+main()
