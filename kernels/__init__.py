@@ -18,6 +18,12 @@ from .lightning import (
     lightning_attn_step,
     tnl_layer_slopes,
 )
+from .lrpe import lrpe_cos_sin, lrpe_rotate, lrpe_theta_init
+from .noncausal import linear_attn_noncausal
+from .toeplitz import toeplitz_decay, toeplitz_matvec, toeplitz_positions
 
 __version__ = "0.1.0"
-__all__ = ["alibi_slopes", "lightning_attn", "lightning_attn_step", "tnl_layer_slopes"]
+__all__ = [
+    "alibi_slopes", "lightning_attn", "lightning_attn_step", "linear_attn_noncausal", "lrpe_cos_sin",
+    "lrpe_rotate", "lrpe_theta_init", "tnl_layer_slopes", "toeplitz_decay", "toeplitz_matvec", "toeplitz_positions",
+]

@@ -28,13 +28,12 @@ import triton
 import triton.language as tl
 
 from .triton_fwd import (
-    FP32_DOT_PRECISION,
     NUM_STAGES,
-    NUM_WARPS,
     ChunkTable,
     KernelConfig,
     _chunk_coords,
     _dot,
+    _dot_state,
     _first_chunk,
     _intra_decay,
     _seq_bounds,
@@ -122,8 +121,8 @@ def _bwd_dqk_kernel(
         b_ht = tl.load(h + state + o_k[None, :] * DV + o_v[:, None], mask=m_vk, other=0.0)
         b_dht = tl.load(dh + state + o_k[None, :] * DV + o_v[:, None], mask=m_vk, other=0.0)
         b_dp += _dot(b_do, b_vt, LOWP, DT, PREC)
-        b_dq += _dot(b_do, b_ht, LOWP, DT, PREC)
-        b_dk += _dot(tl.trans(b_vt), b_dht, LOWP, DT, PREC)
+        b_dq += _dot_state(b_do, b_ht, LOWP, DT, PREC)
+        b_dk += _dot_state(tl.trans(b_vt), b_dht, LOWP, DT, PREC)
 
     q_decay = tl.exp(-slope * (j + 1).to(tl.float32))
     k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
@@ -169,7 +168,7 @@ def _bwd_dv_kernel(
         b_dh = tl.load(dh + state + o_k[:, None] * DV + o_v[None, :], mask=m_k[:, None] & m_v[None, :],
                        other=0.0)  # [BK, BV]
         b_pt += _dot(b_k, b_qt, LOWP, DT, PREC)
-        b_dv += _dot(b_k, b_dh, LOWP, DT, PREC)
+        b_dv += _dot_state(b_k, b_dh, LOWP, DT, PREC)
 
     k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
     b_pt = b_pt * tl.trans(_intra_decay(slope, C)) * scale  # P^T[j, i] = k_j.q_i M[i, j]
@@ -196,7 +195,7 @@ def chunk_dstates(q, do, slopes, dht, scale, table: ChunkTable, cfg: KernelConfi
         q, do, slopes, dht, dh, dh0, table.cu, table.chunk_off, float(scale), T, H,
         DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv,
         USE_DHT=dht is not None, STORE_DH0=want_dh0, IS_VARLEN=table.varlen,
-        LOWP=cfg.lowp, PREC=FP32_DOT_PRECISION, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        LOWP=cfg.lowp, PREC=cfg.prec, num_warps=cfg.num_warps, num_stages=NUM_STAGES,
     )
     return dh, dh0
 
@@ -208,7 +207,7 @@ def chunk_grads(q, k, v, do, slopes, h, dh, scale, table: ChunkTable, cfg: Kerne
     if table.n_chunks * H == 0:
         return dq.zero_(), dk.zero_(), dv.zero_()
     common = dict(DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv, IS_VARLEN=table.varlen,
-                  LOWP=cfg.lowp, PREC=FP32_DOT_PRECISION, num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+                  LOWP=cfg.lowp, PREC=cfg.prec, num_warps=cfg.num_warps, num_stages=NUM_STAGES)
     _bwd_dqk_kernel[(cfg.nk, table.n_chunks, H)](
         q, k, v, do, slopes, h, dh, dq, dk, table.cu, table.chunk_off, table.chunk_seq,
         float(scale), T, H, NV=cfg.nv, **common,

@@ -20,7 +20,7 @@ sequences are packed along T and a host-built chunk table maps each global chunk
 its sequence, so no chunk crosses a sequence boundary.
 
 This file also holds the helpers the backward shares (`_seq_bounds`, `_chunk_coords`,
-`_dot`, `_intra_decay`, `ChunkTable`, `KernelConfig`).
+`_dot`, `_dot_state`, `_intra_decay`, `ChunkTable`, `KernelConfig`).
 """
 
 from __future__ import annotations
@@ -32,15 +32,26 @@ import torch
 import triton
 import triton.language as tl
 
-CHUNK = 64  # tokens per chunk: C*C score tile + C*Dv output tile fit registers at 4 warps
+CHUNK = 64  # tokens per chunk (the official kernel and fla use 64 too)
 TILE = 64  # max Dk / Dv tile; larger D loops over tiles (outputs) or splits programs (states)
-NUM_WARPS = 4
+# 8 warps: with 64-wide tiles, ptxas (sm_90, checked by compiling ahead of time without a GPU)
+# reports no register spills for fp16/bf16 at 8 warps but hundreds of spilled bytes at 4.
 NUM_STAGES = 2
-FP32_DOT_PRECISION = "tf32x3"  # fp32 inputs: near-fp32 accuracy on tensor cores
 
 
 def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def fp32_dot_precision() -> str:
+    """tl.dot precision for fp32 operands, following PyTorch's own fp32 matmul setting.
+
+    "highest" (PyTorch's default) -> "tf32x3": fp32-level accuracy on tensor cores (slower,
+    some register spills at D = 128). "high"/"medium" (torch.set_float32_matmul_precision,
+    as most training scripts set) -> "tf32": what the official kernel uses, no spills.
+    The interpreter always computes in full fp32.
+    """
+    return "tf32x3" if torch.get_float32_matmul_precision() == "highest" else "tf32"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -58,6 +69,11 @@ class KernelConfig:
     bv: int
     chunk: int = CHUNK
     lowp: bool = False  # feed fp16/bf16 operands to tl.dot (GPU only; the interpreter can't)
+    prec: str = "tf32x3"  # tl.dot input precision for fp32 operands
+
+    @property
+    def num_warps(self) -> int:
+        return 8 if max(self.bk, self.bv, self.chunk) >= 64 else 4
 
     @property
     def nk(self) -> int:
@@ -73,7 +89,7 @@ class KernelConfig:
             return min(TILE, max(16, triton.next_power_of_2(d)))
 
         lowp = dtype in (torch.float16, torch.bfloat16) and not interpreting()
-        return KernelConfig(dk, dv, tile(dk), tile(dv), chunk, lowp)
+        return KernelConfig(dk, dv, tile(dk), tile(dv), chunk, lowp, fp32_dot_precision())
 
 
 @dataclass
@@ -159,6 +175,19 @@ def _dot(a, b, LOWP: tl.constexpr, DT: tl.constexpr, PREC: tl.constexpr):
     """a @ b accumulated in fp32. LOWP: fp16/bf16 operands (tensor-core speed, GPU only)."""
     if LOWP:
         return tl.dot(a.to(DT), b.to(DT))
+    else:
+        return tl.dot(a, b, input_precision=PREC)
+
+
+@triton.jit
+def _dot_state(a, b, LOWP: tl.constexpr, DT: tl.constexpr, PREC: tl.constexpr):
+    """Like `_dot`, for products with an fp32 state operand (h or dh). Those grow with the
+    sequence (no decay: up to ~T * |k||v|), which fp16's range (65504) cannot hold, so with
+    fp16 inputs they run as tf32 on fp32 operands; bf16 has fp32's range and is safe."""
+    if LOWP and DT == tl.bfloat16:
+        return tl.dot(a.to(DT), b.to(DT))
+    elif LOWP:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="tf32")
     else:
         return tl.dot(a, b, input_precision=PREC)
 
@@ -258,7 +287,7 @@ def _fwd_output_kernel(
         b_h = tl.load(h_base + o_k[:, None] * DV + o_v[None, :], mask=m_k[:, None] & m_v[None, :],
                       other=0.0)  # [BK, BV] fp32
         b_s += _dot(b_q, b_kt, LOWP, DT, PREC)
-        b_o += _dot(b_q, b_h, LOWP, DT, PREC)
+        b_o += _dot_state(b_q, b_h, LOWP, DT, PREC)
 
     q_decay = tl.exp(-slope * (j + 1).to(tl.float32))
     b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & m_v[None, :],
@@ -289,7 +318,7 @@ def chunk_states(k, v, slopes, h0, table: ChunkTable, cfg: KernelConfig, store_f
         k, v, slopes, h0, h, ht, table.cu, table.chunk_off, T, H,
         DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv,
         USE_H0=h0 is not None, STORE_HT=store_final, IS_VARLEN=table.varlen,
-        LOWP=cfg.lowp, PREC=FP32_DOT_PRECISION, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        LOWP=cfg.lowp, PREC=cfg.prec, num_warps=cfg.num_warps, num_stages=NUM_STAGES,
     )
     return h, ht
 
@@ -304,8 +333,8 @@ def chunk_outputs(q, k, v, slopes, h, scale: float, table: ChunkTable, cfg: Kern
     _fwd_output_kernel[grid](
         q, k, v, slopes, h, o, table.cu, table.chunk_off, table.chunk_seq, float(scale), T, H,
         DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv, NK=cfg.nk,
-        IS_VARLEN=table.varlen, LOWP=cfg.lowp, PREC=FP32_DOT_PRECISION,
-        num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        IS_VARLEN=table.varlen, LOWP=cfg.lowp, PREC=cfg.prec,
+        num_warps=cfg.num_warps, num_stages=NUM_STAGES,
     )
     return o
 
