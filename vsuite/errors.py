@@ -13,6 +13,7 @@ EXIT_RECIPE = 3  # invalid recipe file or key=value override
 EXIT_MODEL = 4  # model or checkpoint not found, hub unreachable without a cached copy
 EXIT_DATA = 5  # unreadable or invalid input data or media
 EXIT_DEVICE = 6  # the device or dtype asked for is not available on this machine
+EXIT_DIVERGED = 7  # training stopped on a NaN/inf loss; the last good checkpoint is kept
 EXIT_PREEMPTED = 75  # stopped by SIGTERM/SIGUSR1 after saving a checkpoint (EX_TEMPFAIL: requeue)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
@@ -24,6 +25,7 @@ EXIT_CODES = {
     EXIT_MODEL: "model or checkpoint not found, or the hub unreachable without a cached copy",
     EXIT_DATA: "unreadable or invalid input data or media",
     EXIT_DEVICE: "device or dtype not available on this machine",
+    EXIT_DIVERGED: "training stopped on a NaN or infinite loss; the last good checkpoint is kept",
     EXIT_PREEMPTED: "stopped by SIGTERM/SIGUSR1 after saving a checkpoint; requeue and resume with --resume auto",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -53,3 +55,13 @@ class DataError(VsuiteError):
 
 class DeviceError(VsuiteError):
     exit_code = EXIT_DEVICE
+
+
+class DivergedError(VsuiteError):
+    exit_code = EXIT_DIVERGED
+
+
+class PreemptedError(VsuiteError):
+    """Raised after a checkpoint was saved on SIGTERM/SIGUSR1, so SLURM can requeue."""
+
+    exit_code = EXIT_PREEMPTED
