@@ -34,9 +34,7 @@ import triton.language as tl
 
 CHUNK = 64  # tokens per chunk (the official kernel and fla use 64 too)
 TILE = 64  # max Dk / Dv tile; larger D loops over tiles (outputs) or splits programs (states)
-# 8 warps: with 64-wide tiles, ptxas (sm_90, checked by compiling ahead of time without a GPU)
-# reports no register spills for fp16/bf16 at 8 warps but hundreds of spilled bytes at 4.
-NUM_STAGES = 2
+NUM_STAGES = 2  # fixed (no autotune: it needs a GPU driver and breaks the interpreter)
 
 
 def interpreting() -> bool:
@@ -48,7 +46,7 @@ def fp32_dot_precision() -> str:
 
     "highest" (PyTorch's default) -> "tf32x3": fp32-level accuracy on tensor cores (slower,
     some register spills at D = 128). "high"/"medium" (torch.set_float32_matmul_precision,
-    as most training scripts set) -> "tf32": what the official kernel uses, no spills.
+    as most training scripts set) -> "tf32": what the official kernel uses, ~no spills.
     The interpreter always computes in full fp32.
     """
     return "tf32x3" if torch.get_float32_matmul_precision() == "highest" else "tf32"
@@ -73,6 +71,9 @@ class KernelConfig:
 
     @property
     def num_warps(self) -> int:
+        # With 64-wide tiles, ptxas for sm_90 (compiled ahead of time, no GPU) reports no
+        # register spills for bf16/fp16 at 8 warps (<= 32 B in the dq/dk kernel at D = 256),
+        # but 200-1200 B per kernel at 4 warps. Small tiles keep 4.
         return 8 if max(self.bk, self.bv, self.chunk) >= 64 else 4
 
     @property
@@ -338,9 +339,3 @@ def chunk_outputs(q, k, v, slopes, h, scale: float, table: ChunkTable, cfg: Kern
     )
     return o
 
-
-def lightning_fwd(q, k, v, slopes, scale, h0, table: ChunkTable, cfg: KernelConfig, output_final_state: bool):
-    """Both passes. Returns (o, final state or None, h) — h is kept only if the caller wants it."""
-    h, ht = chunk_states(k, v, slopes, h0, table, cfg, output_final_state)
-    o = chunk_outputs(q, k, v, slopes, h, scale, table, cfg)
-    return o, ht, h

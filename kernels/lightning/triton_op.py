@@ -37,7 +37,8 @@ class LightningAttnTriton(torch.autograd.Function):
         do = torch.zeros_like(v) if do is None else do.contiguous().to(q.dtype)
         dht = None if dht is None else dht.contiguous()
         h, _ = chunk_states(k, v, slopes, h0, table, cfg, store_final=False)
-        dh, dh0 = chunk_dstates(q, do, slopes, dht, scale, table, cfg, want_dh0=h0 is not None)
+        want_dh0 = h0 is not None and ctx.needs_input_grad[4]
+        dh, dh0 = chunk_dstates(q, do, slopes, dht, scale, table, cfg, want_dh0=want_dh0)
         dq, dk, dv = chunk_grads(q, k, v, do, slopes, h, dh, scale, table, cfg)
         if dh0 is not None:
             dh0 = dh0.to(ctx.h0_dtype)
@@ -60,7 +61,7 @@ def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None
         raise ValueError(f"chunk_size must be a power of two >= 16, got {chunk_size}")
     s = slopes_or_zeros(slopes, shape.heads, q.device).detach().contiguous()  # no grad for slopes
     cfg = KernelConfig.make(shape.dk, shape.dv, q.dtype, chunk_size)
-    table = ChunkTable.make(q.shape[0], shape.seq, cu_seqlens, chunk_size)
+    table = ChunkTable.make(q.shape[0], shape.seq, None if cu_seqlens is None else cu_seqlens.to(q.device), chunk_size)
     return LightningAttnTriton.apply(
         q.contiguous(), k.contiguous(), v.contiguous(), s, initial_state, float(scale),
         bool(output_final_state), table, cfg,
