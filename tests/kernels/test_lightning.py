@@ -205,3 +205,26 @@ def test_dispatch_and_errors():
         lightning_attn(q, k, v, initial_state=torch.zeros(1, 2, 8, 8))
     with pytest.raises(ValueError, match="outside the supported range"):
         lightning_attn(torch.zeros(1, 1, 2, 300), torch.zeros(1, 1, 2, 300), v[:, :1, :2])
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["autograd", "inference"])
+def test_chunk_super_blocks(monkeypatch, grad):
+    """Many super-blocks (tiny BLOCK_ELEMS), a short last block and a ragged last chunk."""
+    from vsuite_kernels.lightning import chunk
+
+    monkeypatch.setattr(chunk, "BLOCK_ELEMS", 2 * 16 * 16 * 16 * 3)  # 3 chunks of 16 per block at B*H=2
+    (q, k, v), h0, do, dht = make_inputs(1, 2, 16 * 7 + 5, 16, 8)
+    slopes = alibi_slopes(2)
+    ref = reference(q, k, v, slopes, h0, do, dht)
+    if grad:
+        got = run_with_grads(lambda *a, **kw: chunk.lightning_attn_chunk(*a, chunk_size=16, **kw),
+                             q, k, v, slopes, h0, do, dht)
+        for name in ref[2]:
+            assert_close(name, ref[2][name], got[2][name], 1e-5)
+    else:
+        with torch.no_grad():
+            got = chunk.lightning_attn_chunk(q, k, v, slopes, initial_state=h0, output_final_state=True,
+                                             chunk_size=16, scale=0.5)
+        got = (got[0] * 2, got[1])
+    assert_close("o", ref[0], got[0], 1e-5)
+    assert_close("ht", ref[1], got[1], 1e-5)
