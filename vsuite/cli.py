@@ -105,6 +105,126 @@ def _toml(value) -> str:
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
+# ----------------------------------------------------------------------------- pretrain
+@app.command("pretrain")
+def pretrain(
+    recipe: Annotated[str, typer.Argument(help="A pretrain recipe: path or name (e.g. pretrain/tnl-tiny-cpu).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="table.key=value overrides, e.g. train.steps=20.")] = None,
+    resume: Annotated[str, typer.Option(help="auto (newest complete checkpoint in the run folder, if any) | none | PATH.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: train.out_dir, else runs/<recipe>).")] = None,
+) -> None:
+    """Train a language model (TransNormerLLM, TNN, ...) from a recipe; under torchrun on several processes.
+
+    Checkpoints: OUT/checkpoints/step-XXXXXXXX (Hugging Face folder + training state); metrics: OUT/metrics.jsonl.
+    SIGTERM or SIGUSR1 saves a checkpoint and exits 75; rerun with --resume auto to continue.
+    """
+    from .recipes import load_recipe
+    from .tasks import pretrain as task
+
+    items = list(overrides or [])
+    if out is not None:
+        items.append(f"train.out_dir={_toml(str(out))}")
+    config = load_recipe(recipe, "pretrain", items)
+    task.run(config, resume=resume)
+
+
+# ----------------------------------------------------------------------------- eval
+eval_app = typer.Typer(help="Score models and prediction files on the benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("lm")
+def eval_lm(
+    model: Annotated[Optional[str], typer.Option(help="Model folder, run folder (newest checkpoint) or Hub id.")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Text file (or folder, glob, JSONL) to score.")] = None,
+    seq: Annotated[Optional[list[str]], typer.Option("--seq", help="Evaluation length(s) N; repeat or comma-separate.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per forward pass.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer (default: the model folder's).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Score only the first N tokens.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="auto | float32 | bfloat16.")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="An eval-lm recipe (path or name); flags override it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")] = False,
+) -> None:
+    """Perplexity of a causal LM on a text, one row per evaluation length (the extrapolation table).
+
+    Non-overlapping windows of N tokens: every token is predicted once, from the context inside its window.
+    """
+    flags = {"model": model, "data": data, "seq": _parse_seqs(seq) if seq else None, "batch_size": batch_size,
+             "tokenizer": tokenizer, "max_tokens": max_tokens, "device": device, "dtype": dtype}
+    overrides = [f"eval.{k}={_toml(v)}" for k, v in flags.items() if v is not None]
+    from .recipes import load_recipe
+    from .tasks import eval_lm as task
+
+    config = load_recipe(recipe, "eval-lm", overrides)
+    task.run(config.eval, as_json=as_json)
+
+
+# ----------------------------------------------------------------------------- finetune, classify, eval classify
+@app.command("finetune")
+def finetune(
+    recipe: Annotated[str, typer.Argument(help="A finetune recipe: path or name (e.g. finetune/lvt-tiny-cpu).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="table.key=value overrides, e.g. train.steps=20.")] = None,
+    resume: Annotated[str, typer.Option(help="auto (newest complete checkpoint in the run folder, if any) | none | PATH.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: train.out_dir, else runs/<recipe>).")] = None,
+) -> None:
+    """Train a video model on its dataset (the recipe's task kind picks what: classify, ...).
+
+    Checkpoints: OUT/checkpoints/step-XXXXXXXX (Hugging Face folder + training state); the final one's path goes
+    to stdout and loads with `vsuite classify --model`. SIGTERM or SIGUSR1 saves a checkpoint and exits 75.
+    """
+    from .recipes import load_recipe
+    from .tasks import finetune as task
+
+    items = list(overrides or [])
+    if out is not None:
+        items.append(f"train.out_dir={_toml(str(out))}")
+    config = load_recipe(recipe, "finetune", items)
+    task.run(config, resume=resume)
+
+
+_BACKEND_HELP = "Video decoder: auto (decord if installed, else PyAV) | decord | pyav."
+
+
+@app.command("classify")
+def classify(
+    videos: Annotated[list[str], typer.Argument(help="Video file(s).")],
+    model: Annotated[str, typer.Option(help="Model folder, run folder (newest checkpoint) or Hub id.")],
+    top_k: Annotated[int, typer.Option("--top-k", help="Classes to print per video.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, with the sampling records.")] = False,
+    clips: Annotated[int, typer.Option(help="Temporal clips per video (views are averaged).")] = 1,
+    crops: Annotated[int, typer.Option(help="Spatial crops per clip (1 centre, 3 along the long side).")] = 1,
+    video_backend: Annotated[str, typer.Option("--video-backend", help=_BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+) -> None:
+    """Action recognition: the top-k classes of each video with their probabilities (LVT)."""
+    from .tasks import classify as task
+
+    task.run(videos, model=model, top_k=top_k, as_json=as_json, clips=clips, crops=crops, backend=video_backend,
+             device=device)
+
+
+@eval_app.command("classify")
+def eval_classify(
+    model: Annotated[str, typer.Option(help="Model folder, run folder (newest checkpoint) or Hub id.")],
+    data: Annotated[str, typer.Option(help="Labelled list: CSV (path,label / youtube_id,label,...), `path label` lines or SSv2 JSON.")],
+    root: Annotated[Optional[str], typer.Option(help="Videos root (default: the list's folder).")] = None,
+    labels: Annotated[Optional[str], typer.Option(help="Label map (JSON {name: id} or [names], or one name per line).")] = None,
+    clips: Annotated[int, typer.Option(help="Temporal clips per video.")] = 1,
+    crops: Annotated[int, typer.Option(help="Spatial crops per clip.")] = 1,
+    video_backend: Annotated[str, typer.Option("--video-backend", help=_BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    limit: Annotated[int, typer.Option(help="Score only the first N videos (0 = all).")] = 0,
+    predictions: Annotated[Optional[Path], typer.Option(help="Also write one JSON line per video to FILE.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")] = False,
+) -> None:
+    """Top-1 / top-5 accuracy of a video classifier with multi-view testing (softmax averaged over views)."""
+    from .tasks import eval_classify as task
+
+    task.run(model=model, data=data, root=root, labels=labels, clips=clips, crops=crops, backend=video_backend,
+             device=device, limit=limit, as_json=as_json, predictions=predictions)
+
+
 # ----------------------------------------------------------------------------- recipes
 @recipes_app.command("ls")
 def recipes_ls(as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout.")] = False) -> None:

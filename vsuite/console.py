@@ -27,15 +27,22 @@ def out(obj) -> None:
 
 
 def log(msg: str) -> None:
-    stderr.print(msg, highlight=False)
+    stderr.print(msg, highlight=False, markup=False)
+
+
+def _prefixed(prefix: str, style: str, msg: str):
+    """`Prefix: msg` with only the prefix styled: messages may hold [brackets] (recipe tables)."""
+    from rich.text import Text
+
+    return Text.assemble((prefix, style), " ", msg)
 
 
 def warn(msg: str) -> None:
-    stderr.print(f"[yellow]Warning:[/yellow] {msg}", highlight=False)
+    stderr.print(_prefixed("Warning:", "yellow", msg), highlight=False)
 
 
 def error(msg: str) -> None:
-    stderr.print(f"[red]Error:[/red] {msg}", highlight=False, markup=True)
+    stderr.print(_prefixed("Error:", "red", msg), highlight=False)
 
 
 class Progress:

@@ -22,7 +22,19 @@ from .errors import RecipeError
 # task -> {table: "module:ConfigClass"}; imported lazily so listing recipes stays fast.
 TASK_TABLES: dict[str, dict[str, str]] = {
     "bench-kernels": {"bench": "vsuite.bench.config:BenchConfig"},
+    "pretrain": {"model": "vsuite.tasks.pretrain:LMModelConfig", "data": "vsuite.data.text:TextDataConfig",
+                 "train": "vsuite.train.config:TrainConfig", "eval": "vsuite.tasks.pretrain:PretrainEvalConfig"},
+    "eval-lm": {"eval": "vsuite.tasks.eval_lm:EvalLMConfig"},
+    "finetune-classify": {"task": "vsuite.tasks.finetune:FinetuneTaskConfig",
+                          "model": "vsuite.tasks.finetune_classify:ClassifyModelConfig",
+                          "data": "vsuite.data.video_classification:VideoClassificationDataConfig",
+                          "train": "vsuite.train.config:TrainConfig",
+                          "eval": "vsuite.tasks.finetune_classify:ClassifyEvalConfig"},
 }
+
+# Commands whose recipes come in kinds: a recipe's `[task] kind = "K"` selects the tables of "<command>-K"
+# (e.g. `vsuite finetune` with kind "classify" -> "finetune-classify"). Shipped under recipes/<command>/.
+KIND_TASKS = ("finetune",)
 
 
 def recipes_dir() -> Path:
@@ -143,9 +155,10 @@ def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: li
     """Validate a nested dict against the task's tables."""
     from pydantic import ValidationError
 
-    classes = task_tables(task)
     overrides = list(overrides or [])
     raw = apply_overrides(raw, overrides)
+    task = resolve_kind(task, raw, source)
+    classes = task_tables(task)
     unknown = sorted(set(raw) - set(classes))
     if unknown:
         raise RecipeError(f"{source}: unknown table(s) {', '.join(f'[{u}]' for u in unknown)} for task {task!r}; "
@@ -160,6 +173,21 @@ def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: li
         except ValidationError as err:
             raise RecipeError(_format_validation(source, table, err)) from None
     return Recipe(task, tables, source, overrides)
+
+
+def resolve_kind(task: str, raw: dict, source: str = "<defaults>") -> str:
+    """`finetune` + `[task] kind = "classify"` -> "finetune-classify"; other tasks unchanged."""
+    if task not in KIND_TASKS:
+        return task
+    kinds = sorted(t[len(task) + 1:] for t in TASK_TABLES if t.startswith(task + "-"))
+    table = raw.get("task")
+    kind = table.get("kind") if isinstance(table, dict) else None
+    if kind is None:
+        raise RecipeError(f"{source}: a {task} recipe needs a [task] table with kind = one of "
+                          f"{', '.join(repr(k) for k in kinds)}")
+    if kind not in kinds:
+        raise RecipeError(f"{source}: [task] kind {kind!r} is not one of {', '.join(repr(k) for k in kinds)}")
+    return f"{task}-{kind}"
 
 
 def load_recipe(ref: str | Path | None, task: str, overrides: list[str] | None = None) -> Recipe:
@@ -179,7 +207,7 @@ def load_recipe(ref: str | Path | None, task: str, overrides: list[str] | None =
 def task_of(path: Path) -> str:
     """A shipped recipe's task is the name of its folder."""
     task = Path(path).resolve().parent.name
-    if task not in TASK_TABLES:
+    if task not in TASK_TABLES and task not in KIND_TASKS:
         raise RecipeError(f"{path}: cannot tell its task from folder {task!r}; pass --task "
                           f"({', '.join(sorted(TASK_TABLES))})")
     return task

@@ -1,0 +1,109 @@
+"""`vsuite finetune` (classify): the tiny LVT recipe learns the direction of a moving bar on the CPU and the
+result loads in `vsuite eval classify` and `vsuite classify`; resuming; recipe dispatch and errors."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_vsuite
+
+from vsuite.data.synthetic import make_bar_dataset
+from vsuite.errors import RecipeError
+from vsuite.recipes import load_recipe, task_of
+
+ROOT = Path(__file__).resolve().parents[2]
+# One thread: the tiny model's ops are too small to share, and on a busy 2-core machine two spinning OpenMP
+# threads made the same run ~3x slower (13 s vs 35-170 s for 150 steps); results are identical.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def test_tiny_lvt_learns_left_versus_right(tmp_path):
+    start = time.monotonic()
+    data = make_bar_dataset(tmp_path / "bars", train_per_class=24, test_per_class=8, seed=0)
+    out = tmp_path / "run"
+    res = run_vsuite("finetune", "finetune/lvt-tiny-cpu", f"data.train={data / 'train.csv'}", f"data.root={data}",
+                     "--out", str(out), env=ONE_THREAD, timeout=300)
+    assert res.code == 0, res.stderr
+    final = Path(res.stdout.strip().splitlines()[-1])
+    assert final == out / "checkpoints" / "step-00000150"
+    assert (final / "video_preprocessor_config.json").is_file() and (final / "recipe.toml").is_file()
+    config = json.loads((final / "config.json").read_text())
+    assert config["model_type"] == "lvt" and config["id2label"] == {"0": "left", "1": "right"}
+
+    ev = run_vsuite("eval", "classify", "--model", str(final), "--data", str(data / "test.csv"), "--json",
+                    env=ONE_THREAD)
+    assert ev.code == 0, ev.stderr
+    report = json.loads(ev.stdout)
+    assert report["videos"] == 16 and report["top1"] >= 0.9, report
+    assert report["protocol"]["sampling"] == "dense" and report["protocol"]["num_frames"] == 8
+
+    held_out = data / "videos" / "test_left_005.mp4"
+    cl = run_vsuite("classify", str(held_out), "--model", str(out), "--top-k", "2", env=ONE_THREAD)  # run folder
+    assert cl.code == 0, cl.stderr
+    first = cl.stdout.strip().splitlines()[1].split()
+    assert first[:2] == ["1", "left"], cl.stdout
+    elapsed = time.monotonic() - start
+    assert elapsed < 180, f"took {elapsed:.0f}s"
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path):
+    data = make_bar_dataset(tmp_path / "bars", train_per_class=4, test_per_class=1, seed=1)
+    args = [f"data.train={data / 'train.csv'}", f"data.root={data}", "data.batch_size=4", "train.warmup_steps=1",
+            "train.log_every=1", "--out", str(tmp_path / "run")]
+    first = run_vsuite("finetune", "finetune/lvt-tiny-cpu", "train.steps=2", f"data.val={data / 'test.csv'}",
+                       "eval.clips=2", *args, env=ONE_THREAD)
+    assert first.code == 0, first.stderr
+    assert "eval at step 2: top1" in first.stderr  # the held-out check on data.val
+    again = run_vsuite("finetune", "finetune/lvt-tiny-cpu", "train.steps=3", *args, "--resume", "auto",
+                       env=ONE_THREAD)
+    assert again.code == 0, again.stderr
+    assert "step 2" in again.stderr and Path(again.stdout.strip()).name == "step-00000003"
+
+
+def test_recipes_dispatch_on_task_kind(tmp_path):
+    recipe = load_recipe(ROOT / "recipes" / "finetune" / "lvt-k400.toml", "finetune")
+    assert recipe.task == "finetune-classify"
+    assert recipe.tables["task"].kind == "classify" and recipe.model.config["share_gate"] is False
+    ssv2 = load_recipe(ROOT / "recipes" / "finetune" / "lvt-ssv2.toml", "finetune")
+    assert ssv2.data.sampling == "segments" and not ssv2.data.random_flip and ssv2.model.config["shift_div"] == 4
+    assert task_of(ROOT / "recipes" / "finetune" / "lvt-tiny-cpu.toml") == "finetune"
+    no_kind = tmp_path / "a.toml"
+    no_kind.write_text("[model]\nmodel_type = 'lvt'\n")
+    with pytest.raises(RecipeError, match=r"needs a \[task\] table with kind"):
+        load_recipe(no_kind, "finetune")
+    bad_kind = tmp_path / "b.toml"
+    bad_kind.write_text("[task]\nkind = 'dance'\n")
+    with pytest.raises(RecipeError, match="'dance' is not one of 'classify'"):
+        load_recipe(bad_kind, "finetune")
+    bad_key = tmp_path / "c.toml"
+    bad_key.write_text("[task]\nkind = 'classify'\n[model.config]\nhidden = 3\n")
+    with pytest.raises(RecipeError, match="unknown field"):
+        load_recipe(bad_key, "finetune")
+    with pytest.raises(RecipeError, match="num_segments"):
+        load_recipe(ROOT / "recipes" / "finetune" / "lvt-tiny-cpu.toml", "finetune", ["model.config.num_segments=3"])
+
+
+def test_finetune_errors_are_one_line(tmp_path):
+    from helpers import assert_one_line_error
+
+    res = run_vsuite("finetune", "finetune/lvt-tiny-cpu", f"data.train={tmp_path / 'none.csv'}",
+                     "--out", str(tmp_path / "run"))
+    assert_one_line_error(res, 5)
+    assert "video list not found" in res.stderr
+
+
+def test_init_from_weights_replaces_a_mismatched_head(tmp_path):
+    import torch
+    from lvt_tiny import save_tiny_lvt
+
+    from vsuite.tasks.finetune_classify import ClassifyModelConfig, build_model
+
+    src = save_tiny_lvt(tmp_path / "src", labels=("left", "right"))
+    model = build_model(ClassifyModelConfig(init=str(src)), ["up", "down", "still"], seed=0)
+    assert model.config.num_labels == 3 and model.config.id2label[2] == "still"
+    assert model.consensus.mlp_head[-1].out_features == 3
+    from vsuite.models.lvt import LvtForVideoClassification
+
+    original = LvtForVideoClassification.from_pretrained(src)
+    assert torch.equal(model.lvt.blocks[0].attn.qkv.weight, original.lvt.blocks[0].attn.qkv.weight)

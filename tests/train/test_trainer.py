@@ -1,0 +1,153 @@
+"""The shared trainer in-process: schedule, checkpoints, pruning, resume choices, divergence."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from vsuite.data.text import PackedWindows
+from vsuite.errors import DivergedError, ModelNotFoundError, UsageError
+from vsuite.train import TrainConfig, fit, seed_everything
+from vsuite.train import checkpoint as C
+from vsuite.train.distributed import _first_host, read_env
+from vsuite.train.losses import shifted_causal_lm_loss
+from vsuite.train.metrics import read
+from vsuite.train.schedule import lr_at
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism():
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def tiny_llama(seed=0, vocab=64):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    seed_everything(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg)
+
+
+def tiny_data(n=2000, seq=8, batch=4, seed=0):
+    g = torch.Generator().manual_seed(42)
+    return PackedWindows(torch.randint(0, 64, (n,), generator=g), seq, batch, seed=seed)
+
+
+def config(**kw):
+    base = dict(steps=6, lr=1e-2, warmup_steps=1, log_every=1, keep_last=0, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+def train(tmp_path, resume="auto", **kw):
+    return fit(config(**kw), tiny_llama(), tiny_data(), out_dir=tmp_path, resume=resume,
+               loss_fn=shifted_causal_lm_loss)
+
+
+def test_schedule_warmup_cosine_floor():
+    kw = dict(lr=1.0, warmup_steps=4, total_steps=14, min_lr_ratio=0.1)
+    assert [lr_at(s, **kw) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_at(4, **kw) == 1.0 and math.isclose(lr_at(9, **kw), 0.55) and math.isclose(lr_at(14, **kw), 0.1)
+    assert lr_at(100, **kw) == pytest.approx(0.1)
+    assert lr_at(15, **kw, schedule="inverse_sqrt") == pytest.approx(0.5)
+    assert lr_at(9, **kw, schedule="constant") == 1.0
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(steps=5, warmup_steps=10)
+    with pytest.raises(ValueError, match="betas"):
+        TrainConfig(betas=[0.9])
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(device="tpu")
+
+
+def test_run_folder_checkpoint_layout_and_pruning(tmp_path):
+    result = train(tmp_path, save_every=2, keep_last=2)
+    assert result.step == 6 and result.losses[-1] < result.losses[0]
+    steps = [s for s, _ in C.list_checkpoints(tmp_path)]
+    assert steps == [4, 6]  # keep_last=2 pruned step 2
+    folder = tmp_path / "checkpoints" / "step-00000006"
+    record = C.check_checkpoint(folder)
+    assert record["step"] == 6 and "model.safetensors" in record["files"]
+    assert {"config.json", "trainer_state.json", "train_state/.metadata"} <= set(record["files"])
+    state = json.loads((folder / "trainer_state.json").read_text())
+    assert state["step"] == 6 and state["data"]["index"] == 6 and state["tokens"] == 6 * 4 * 8
+    rows = read(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert {"step", "loss", "lr", "tokens_per_s", "grad_norm", "elapsed"} <= set(rows[0])
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(folder)  # the step folder is a Hugging Face folder
+    assert loaded.config.hidden_size == 16
+
+
+def test_resume_continues_the_same_curve(tmp_path):
+    full = train(tmp_path / "a", steps=8)
+    train(tmp_path / "b", steps=8, save_every=3, keep_last=0)
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step-00000006")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step-00000008")
+    resumed = train(tmp_path / "b", steps=8)
+    assert resumed.resumed_from.name == "step-00000003"
+    assert [r["loss"] for r in read(tmp_path / "b" / "metrics.jsonl")] == full.losses  # bitwise
+
+
+def test_auto_skips_incomplete_and_corrupt_checkpoints(tmp_path, capsys):
+    train(tmp_path, save_every=2)
+    root = tmp_path / "checkpoints"
+    (root / "step-00000006" / "COMPLETE").unlink()  # half-written: no marker
+    weights = root / "step-00000004" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated after completion
+    capsys.readouterr()
+    assert C.newest_complete(tmp_path).name == "step-00000002"
+    err = capsys.readouterr().err
+    assert "skipping checkpoint" in err and "no COMPLETE marker" in err and "model.safetensors" in err
+    result = train(tmp_path, steps=7)
+    assert result.resumed_from.name == "step-00000002"
+
+
+def test_resume_none_path_and_missing(tmp_path):
+    train(tmp_path / "run", steps=3)
+    with pytest.raises(UsageError, match="already holds checkpoints"):
+        train(tmp_path / "run", resume="none", steps=3)
+    step3 = tmp_path / "run" / "checkpoints" / "step-00000003"
+    result = train(tmp_path / "other", resume=str(step3), steps=4)
+    assert result.resumed_from == step3 and result.step == 4
+    with pytest.raises(ModelNotFoundError, match="no checkpoint there"):
+        train(tmp_path / "x", resume=str(tmp_path / "nowhere"))
+    (step3 / "COMPLETE").unlink()
+    with pytest.raises(ModelNotFoundError, match="not a complete checkpoint"):
+        train(tmp_path / "y", resume=str(step3))
+
+
+def test_resume_into_another_model_shape_is_refused(tmp_path):
+    train(tmp_path, steps=2)
+    with pytest.raises(ModelNotFoundError, match="does not fit the model"):
+        fit(config(steps=3), tiny_llama(vocab=80), tiny_data(), out_dir=tmp_path, loss_fn=shifted_causal_lm_loss)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def poisoned(model, batch):
+        calls["n"] += 1
+        loss = shifted_causal_lm_loss(model, batch)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    with pytest.raises(DivergedError, match=r"diverged at step 4: loss is nan.*step-00000002"):
+        fit(config(save_every=2), tiny_llama(), tiny_data(), out_dir=tmp_path, loss_fn=poisoned)
+    assert [s for s, _ in C.list_checkpoints(tmp_path)] == [2]
+    assert C.check_checkpoint(tmp_path / "checkpoints" / "step-00000002")
+    assert [r["step"] for r in read(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_env_torchrun_wins_then_slurm():
+    assert read_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "SLURM_PROCID": "0"}) == (3, 1, 4, "torchrun")
+    slurm = {"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "8"}
+    assert read_env(slurm) == (5, 1, 8, "slurm")
+    assert read_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == (0, 0, 1, "none")
+    assert _first_host("gpu[017-020,031],cpu1") == "gpu017" and _first_host("node7") == "node7"

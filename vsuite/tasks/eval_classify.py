@@ -1,0 +1,92 @@
+"""`vsuite eval classify --model M --data LIST --root DIR`: top-1 / top-5 accuracy with multi-view testing.
+
+Every video of the list is cut into clips x crops views (the model's protocol; see
+vsuite.data.video_classification), the softmax is averaged over its views, and the video counts for top-k
+when its class is among the k most probable (k = min(5, classes) for "top5"). The list's labels are matched
+to the model's classes by name (class ids are taken as they are when the list has no names). The report
+carries the sampling protocol; --json prints it as one JSON document, --predictions FILE also writes one
+JSON line per video.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..console import Progress, log, out
+from ..errors import DataError, UsageError
+from . import _classifier as C
+
+
+def to_model_ids(videos, config) -> list[int]:
+    """Class ids of the list's items in the model's numbering (by class name when the list has names)."""
+    num = config.num_labels
+    label2id = {str(k): int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
+    default_names = all(name == f"LABEL_{i}" or name == str(i) for name, i in label2id.items())
+    ids = []
+    for item in videos.items:
+        if item.label is None:
+            raise DataError(f"{videos.source}: {item.path.name} has no label; evaluation needs labels")
+        if videos.classes is None or default_names:
+            mid = item.label
+        else:
+            name = videos.classes[item.label]
+            if name not in label2id:
+                raise DataError(f"{videos.source}: class {name!r} is not one of the model's {num} classes "
+                                f"(e.g. {', '.join(list(label2id)[:3])})")
+            mid = label2id[name]
+        if not 0 <= mid < num:
+            raise DataError(f"{videos.source}: class id {mid} is outside the model's {num} classes")
+        ids.append(mid)
+    return ids
+
+
+def run(*, model: str, data: str, root: str | None = None, labels: str | None = None, clips: int = 1,
+        crops: int = 1, backend: str = "auto", device: str = "auto", limit: int = 0, as_json: bool = False,
+        predictions: Path | None = None) -> dict:
+    C.check_views(clips, crops)
+    if limit < 0:
+        raise UsageError(f"--limit must be >= 0, got {limit}")
+    from ..data.video_classification import load_views, protocol, read_video_list
+
+    folder = C.model_folder(model)
+    videos = read_video_list(data, root or None, labels=labels or None)
+    items = videos.items[:limit] if limit else videos.items
+    dev = C.resolve_device(device)
+    net, pre = C.load_classifier(folder, dev)
+    truth = to_model_ids(videos, net.config)[: len(items)]
+    k5 = min(5, net.config.num_labels)
+    log(f"model {folder} ({net.config.num_labels} classes) on {dev} | {len(items)} videos of {data} "
+        f"({videos.format}) | {pre.num_frames} frames, {pre.sampling} sampling, {clips} clip(s) x {crops} crop(s)")
+    hits1 = hits5 = 0
+    start = time.monotonic()
+    lines = []
+    with Progress("eval", len(items), every=max(1, len(items) // 10)) as progress:
+        for item, label in zip(items, truth):
+            views, record = load_views(item.path, pre, clips, crops, backend=backend)
+            probs = C.video_probabilities(net, views, dev)
+            top = probs.topk(k5).indices.tolist()
+            hits1 += int(top[0] == label)
+            hits5 += int(label in top)
+            if predictions is not None:
+                lines.append(json.dumps({"video": str(item.path), "label": label, "top5": top,
+                                         "probabilities": [round(float(probs[i]), 6) for i in top],
+                                         "frames": [c["indices"] for c in record["clips"]]}))
+            progress.advance(f"top1 {hits1 / (progress.done + 1):.3f}")
+    n = len(items)
+    report = {"model": str(folder), "data": str(data), "format": videos.format, "videos": n,
+              "classes": net.config.num_labels, "top1": hits1 / n, "top5": hits5 / n, "top5_k": k5,
+              "protocol": protocol(pre, clips, crops, backend), "device": str(dev),
+              "elapsed_s": round(time.monotonic() - start, 3)}
+    if predictions is not None:
+        Path(predictions).write_text("\n".join(lines) + "\n")
+    if as_json:
+        out(report)
+    else:
+        from rich.table import Table
+
+        table = Table("videos", "views", "top1", f"top{k5}", box=None)
+        table.add_row(str(n), f"{clips}x{crops}", f"{100 * hits1 / n:.2f}", f"{100 * hits5 / n:.2f}")
+        out(table)
+    return report
