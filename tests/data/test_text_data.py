@@ -110,8 +110,7 @@ def test_relative_paths_fall_back_to_the_checkout(tmp_path, monkeypatch):
 
 
 def test_datasets_folder_needs_the_library(tmp_path):
-    pytest.importorskip("datasets", reason="optional dependency")  # pragma: no cover
-    import datasets
+    import datasets  # installed by the test extra
 
     datasets.Dataset.from_dict({"text": ["a", "b"]}).save_to_disk(str(tmp_path / "ds"))
     assert list(read_documents(str(tmp_path / "ds"))) == ["a", "b"]

@@ -152,12 +152,6 @@ def run(recipe, *, resume: str = "auto"):
                           "or SSv2 JSON)")
     out_dir = Path(train.out_dir or Path("runs") / Path(recipe.source).stem)
     env = D.init(train.device)
-    if env.device.type == "cpu":
-        import torch
-
-        # Saturated softmax / sigmoid gradients underflow to denormals, which x86 CPUs process ~100x slower
-        # (a tiny run stalls for minutes once it has learned); flushing them to zero changes nothing else.
-        torch.set_flush_denormal(True)
     try:
         roots = data_roots()
         root = resolve_data_path(data.root, roots) if data.root else None
