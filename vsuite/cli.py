@@ -204,6 +204,39 @@ def classify(
              device=device)
 
 
+@app.command("caption")
+def caption(
+    video: Annotated[str, typer.Argument(help="Video file.")],
+    model: Annotated[str, typer.Option(help="Video-language model: folder or Hub id (SmolVLM2, Qwen2-VL/2.5-VL, LLaVA-OneVision).")] = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
+    dense: Annotated[bool, typer.Option("--dense/--whole", help="Caption every scene with its timestamps (Vript), or the whole video at once (Vriptor's whole-video prompt).")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: VIDEO's folder/<name>.caption).")] = None,
+    title: Annotated[str, typer.Option(help="Video title given to the model, as Vript does.")] = "",
+    voiceover: Annotated[bool, typer.Option("--voiceover", help="Transcribe the voice-over with Whisper and put it in the prompts.")] = False,
+    asr_model: Annotated[str, typer.Option("--asr-model", help="Whisper model (folder or Hub id) for --voiceover.")] = "openai/whisper-small",
+    storyboard: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML storyboard here.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per generate call.")] = 4,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per scene.")] = 256,
+    frames: Annotated[int, typer.Option(help="Frames sampled uniformly in whole-video mode.")] = 64,
+    threshold: Annotated[float, typer.Option(help="Scene-cut threshold (PySceneDetect's content threshold).")] = 27.0,
+    min_scene_len: Annotated[int, typer.Option("--min-scene-len", help="Shortest scene, in frames.")] = 15,
+    video_backend: Annotated[str, typer.Option("--video-backend", help=_BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16.")] = "auto",
+) -> None:
+    """Dense, script-like captions of a long video (Vript/Vriptor): caption.json, script.md, SRT, WebVTT.
+
+    Finished scenes are cached in OUT/scenes/, so an interrupted run resumes. The output folder goes to stdout.
+    """
+    from .tasks import caption as task
+
+    opts = task.CaptionOptions(model=model, out=out, dense=dense, title=title, voiceover=voiceover,
+                               asr_model=asr_model, device=device, dtype=dtype, batch_size=batch_size,
+                               max_new_tokens=max_new_tokens, frames=frames, threshold=threshold,
+                               min_scene_len=min_scene_len, storyboard=storyboard, video_backend=video_backend)
+    folder = task.run(video, opts)
+    sys.stdout.write(f"{folder}\n")
+
+
 @eval_app.command("classify")
 def eval_classify(
     model: Annotated[str, typer.Option(help="Model folder, run folder (newest checkpoint) or Hub id.")],

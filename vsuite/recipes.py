@@ -30,6 +30,10 @@ TASK_TABLES: dict[str, dict[str, str]] = {
                           "data": "vsuite.data.video_classification:VideoClassificationDataConfig",
                           "train": "vsuite.train.config:TrainConfig",
                           "eval": "vsuite.tasks.finetune_classify:ClassifyEvalConfig"},
+    "finetune-caption": {"task": "vsuite.tasks.finetune:FinetuneTaskConfig",
+                         "model": "vsuite.tasks.finetune_caption:CaptionModelConfig",
+                         "data": "vsuite.tasks.finetune_caption:CaptionDataConfig",
+                         "train": "vsuite.train.config:TrainConfig"},
 }
 
 # Commands whose recipes come in kinds: a recipe's `[task] kind = "K"` selects the tables of "<command>-K"

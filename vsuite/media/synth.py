@@ -141,12 +141,13 @@ class PlantedScenes:
 
 
 def make_cut_video(path: str | Path, num_frames: int = 120, fps: int = 24, size: tuple[int, int] = (64, 96), *,
-                   cuts: tuple[int, ...] = (30, 60), fade: tuple[int, int, int] | None = (85, 6, 6)) -> PlantedScenes:
+                   cuts: tuple[int, ...] = (30, 60), fade: tuple[int, int, int] | None = (85, 6, 6),
+                   tone_hz: float | None = None, sample_rate: int = 44100) -> PlantedScenes:
     """Solid-colour scenes (each with a moving grey square) separated by hard cuts at `cuts`.
 
     `fade = (start, fade_len, black_len)`: from frame `start` the picture fades to black over
     `fade_len` frames, stays black for `black_len` frames, then fades into a new scene over
-    `fade_len` frames. Scene colours come from SCENE_COLOURS in order.
+    `fade_len` frames. Scene colours come from SCENE_COLOURS in order. `tone_hz` adds a mono sine audio track.
     """
     import numpy as np
 
@@ -171,7 +172,8 @@ def make_cut_video(path: str | Path, num_frames: int = 120, fps: int = 24, size:
             img = (img.astype(np.float32) * alpha).round().astype(np.uint8)
         return img
 
-    out = write_video(path, (frame(i) for i in range(num_frames)), fps)
+    audio = sine(tone_hz, num_frames / fps, sample_rate) if tone_hz else None  # optional mono tone track
+    out = write_video(path, (frame(i) for i in range(num_frames)), fps, audio=audio, sample_rate=sample_rate)
     starts = sorted([0, *cuts, *([fade_cut] if fade_cut is not None else [])])
     return PlantedScenes(out, num_frames, fps, sorted(cuts), black, fade_cut, starts)
 

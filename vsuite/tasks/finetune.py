@@ -4,6 +4,7 @@ One command for every video task. A finetune recipe names its kind in a `[task]`
 
     [task]
     kind = "classify"        # LVT action recognition (vsuite.tasks.finetune_classify)
+    kind = "caption"         # Vriptor-style video captioner on Vript-format data (vsuite.tasks.finetune_caption)
 
 and vsuite.recipes resolves the recipe against the tables of the task "finetune-<kind>" (TASK_TABLES), so
 each kind has its own typed [model] / [data] / [eval] tables while [train] is always vsuite.train.TrainConfig.
@@ -20,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 # kind -> module with run(recipe, *, resume)
-KINDS = {"classify": "vsuite.tasks.finetune_classify"}
+KINDS = {"classify": "vsuite.tasks.finetune_classify", "caption": "vsuite.tasks.finetune_caption"}
 
 
 class FinetuneTaskConfig(BaseModel):
@@ -28,7 +29,7 @@ class FinetuneTaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    kind: Literal["classify"] = "classify"
+    kind: Literal["classify", "caption"] = "classify"
 
 
 def run(recipe, *, resume: str = "auto"):

@@ -1,0 +1,222 @@
+"""A model-agnostic wrapper around transformers' video-language models (image-text-to-text).
+
+    vlm = VideoLM.load("HuggingFaceTB/SmolVLM2-500M-Video-Instruct", device="auto", dtype="auto")
+    texts = vlm.generate([VideoPrompt(frames, indices, fps, duration, prompt, system=...)], max_new_tokens=256)
+
+The caller decodes and samples the frames (vsuite.media) and passes them with their frame indices and the
+video's fps, so the processor never samples or decodes on its own (`do_sample_frames=False`, explicit
+`video_metadata`): results do not depend on transformers' video loader. The same code path serves SmolVLM2
+(Idefics3), Qwen2-VL / Qwen2.5-VL and LLaVA-OneVision: whatever AutoProcessor + AutoModelForImageTextToText
+load. `training_batch` builds (inputs, labels) for finetuning with the same chat layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeviceError, ModelNotFoundError
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class VideoPrompt:
+    """One request: frames [T, H, W, 3] uint8 at `indices` of a video running at `fps`, and the text."""
+
+    frames: Any
+    indices: list[int]
+    fps: float
+    duration: float  # of the whole video, seconds (for the processor's metadata)
+    prompt: str
+    system: str | None = None
+    total_frames: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def sampling_rate(item: VideoPrompt) -> float:
+    """Frames per second of the frames passed (from their indices in the source video)."""
+    if len(item.indices) < 2:
+        return 1.0
+    span = (max(item.indices) - min(item.indices)) / item.fps
+    return (len(item.indices) - 1) / span if span > 0 else float(item.fps)
+
+
+def _resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"--device {device} asked for, but no CUDA GPU is visible; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def _resolve_dtype(dtype: str, device):
+    import torch
+
+    if dtype not in DTYPES:
+        raise DeviceError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+class VideoLM:
+    """A loaded processor + model pair and the chat layout to talk to it about a video."""
+
+    def __init__(self, model, processor, *, name: str, device, dtype) -> None:
+        self.model, self.processor, self.name = model, processor, name
+        self.device, self.dtype = device, dtype
+        self.family = getattr(model.config, "model_type", "unknown")
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, ref: str, *, device: str = "auto", dtype: str = "auto") -> VideoLM:
+        from ..hub import resolve_model_dir
+
+        folder = resolve_model_dir(ref)
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(f"{folder} has no config.json; pass a Hugging Face model folder")
+        dev = _resolve_device(device)
+        torch_dtype = _resolve_dtype(dtype, dev)
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            processor = AutoProcessor.from_pretrained(folder)
+            model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch_dtype)
+        except ImportError as err:
+            raise ModelNotFoundError(f"{ref}: a package its processor needs is missing ({err}); pip install it"
+                                     ) from None
+        except (OSError, ValueError, KeyError) as err:
+            raise ModelNotFoundError(f"{ref} does not load as a video-language model: "
+                                     f"{str(err).splitlines()[0][:200]}") from None
+        model.to(dev).eval()
+        return cls(model, processor, name=str(ref), device=dev, dtype=torch_dtype)
+
+    @classmethod
+    def from_parts(cls, model, processor, name: str = "model") -> VideoLM:
+        param = next(model.parameters())
+        return cls(model, processor, name=name, device=param.device, dtype=param.dtype)
+
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    # ------------------------------------------------------------------ prompts
+    @staticmethod
+    def messages(item: VideoPrompt, answer: str | None = None) -> list[dict]:
+        """Chat messages: [system], user (video then text), [assistant answer]."""
+        msgs = []
+        if item.system:
+            msgs.append({"role": "system", "content": [{"type": "text", "text": item.system}]})
+        msgs.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": item.prompt}]})
+        if answer is not None:
+            msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return msgs
+
+    def _metadata(self, item: VideoPrompt):
+        from transformers.video_utils import VideoMetadata
+
+        total = item.total_frames or (max(item.indices) + 1)
+        return VideoMetadata(total_num_frames=total, fps=float(item.fps), duration=float(item.duration),
+                             frames_indices=list(item.indices))
+
+    def _encode(self, texts: list[str], items: list[VideoPrompt]):
+        import numpy as np
+
+        videos = [np.asarray(item.frames.numpy() if hasattr(item.frames, "numpy") else item.frames)
+                  for item in items]
+        kwargs = {"do_sample_frames": False, "video_metadata": [self._metadata(i) for i in items]}
+        if self.wants_fps:  # absolute-time MRoPE: the rate of the frames passed (one value per call)
+            rates = [sampling_rate(i) for i in items]
+            kwargs["fps"] = sum(rates) / len(rates)
+        return self.processor(text=texts, videos=videos, padding=True, return_tensors="pt", **kwargs)
+
+    @property
+    def wants_fps(self) -> bool:
+        return "qwen2_5" in self.family or "qwen3" in self.family
+
+    def chat_text(self, item: VideoPrompt, answer: str | None = None) -> str:
+        return self.processor.apply_chat_template(self.messages(item, answer), add_generation_prompt=answer is None,
+                                                  tokenize=False)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, items: list[VideoPrompt], *, max_new_tokens: int = 256, **gen: Any) -> list[str]:
+        """One completion per request (batched; left padding)."""
+        if self.wants_fps and len({round(sampling_rate(i), 6) for i in items}) > 1:
+            # the processor takes one fps per call: batch only requests sampled at the same rate
+            groups: dict[float, list[int]] = {}
+            for n, item in enumerate(items):
+                groups.setdefault(round(sampling_rate(item), 6), []).append(n)
+            out: list[str] = [""] * len(items)
+            for members in groups.values():
+                for n, text in zip(members, self.generate([items[m] for m in members],
+                                                          max_new_tokens=max_new_tokens, **gen)):
+                    out[n] = text
+            return out
+        import torch
+
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        texts = [self.chat_text(item) for item in items]
+        inputs = self._encode(texts, items).to(self.device)
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        if "pixel_values_videos" in inputs and inputs["pixel_values_videos"].is_floating_point():
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.dtype)
+        settings = {"do_sample": False, "max_new_tokens": max_new_tokens, **gen}
+        if tok.pad_token_id is not None:
+            settings.setdefault("pad_token_id", tok.pad_token_id)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **settings)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+
+    # ------------------------------------------------------------------ training
+    def training_batch(self, items: list[VideoPrompt], answers: list[str]) -> dict:
+        """Processor inputs plus `labels` that score only the answer tokens (prompt and padding = -100)."""
+        tok = self.tokenizer
+        tok.padding_side = "right"
+        full = [self.chat_text(i, a) for i, a in zip(items, answers)]
+        prompts = [self.chat_text(i) for i in items]
+        batch = self._encode(full, items)
+        prompt_ids = self._encode(prompts, items)["attention_mask"].sum(dim=1)
+        labels = batch["input_ids"].clone()
+        labels[batch["attention_mask"] == 0] = -100
+        for row, n in enumerate(prompt_ids.tolist()):
+            labels[row, :n] = -100
+        batch["labels"] = labels
+        return dict(batch)
+
+    def describe(self) -> dict:
+        return {"vlm_backend": "transformers", "model": self.name, "family": self.family, "device": str(self.device),
+                "dtype": str(self.dtype).replace("torch.", "")}
+
+
+def save_vlm(model, processor, folder: str | Path) -> Path:
+    """A plain Hugging Face folder (model + processor) that `VideoLM.load` reads; written then renamed."""
+    import os
+    import shutil
+
+    folder = Path(folder)
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    for f in tmp.iterdir():  # save_pretrained writes 0600 files
+        if f.is_file():
+            f.chmod(0o644)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
