@@ -8,10 +8,11 @@ output is the masked quadratic form; across chunks a fp32 state [Dk, Dv] carries
 
 with M[i, j] = exp(-s (i-j)) for i >= j, q_decay[i] = exp(-s (i+1)) and
 k_decay[j] = exp(-s (len_c-1-j)). Only exponents within one chunk appear, so nothing
-overflows however long the sequence. Chunks are processed G at a time (a super-block of
-about BLOCK_ELEMS scores): their intra-chunk products, their state contributions and even the
-state entering each of them are batched matmuls (the last via a [G, G] decay matrix),
-so the only Python loop is over super-blocks and the working set stays bounded.
+overflows however long the sequence. Each (batch row, head) is processed on its own
+contiguous [N, D] slice, G chunks at a time (a super-block of about BLOCK_ELEMS scores):
+the intra-chunk products and each chunk's state contribution are batched matmuls over the
+G chunks, the state entering each chunk comes from small decay matmuls, and the intra and inter
+parts of the output meet in one fused baddbmm written straight into the output.
 Memory: the output plus one super-block's scores and states, i.e. linear in N (autograd
 keeps each block's intermediates for the backward, also linear in N).
 """
@@ -24,62 +25,129 @@ import torch.nn.functional as F
 from .inputs import check_inputs, compute_dtype, slopes_or_zeros, split_varlen
 
 DEFAULT_CHUNK = 128  # fastest on a 2-core AVX-512 CPU at D=128 (BENCHMARKS.md)
-# Elements in one super-block temporary (scores [B,H,G,C,C]): 2M fp32 = 8 MB keeps every
-# temporary under glibc's mmap threshold, so blocks reuse heap memory instead of paying
-# page faults on fresh allocations (which cost more than the arithmetic on this path).
+# Elements in one super-block temporary (scores [G,C,C] of one head): 2M fp32 = 8 MB keeps
+# the batched matmuls' operands cache-friendly and every temporary under glibc's mmap
+# threshold, so blocks reuse heap memory instead of paying page faults on fresh allocations.
 BLOCK_ELEMS = 1 << 21
 
 
-def _tables(s, C, G, dtype):
-    """Decay tables for chunks of C tokens, G chunks per super-block; s [H]."""
+def _tables(s, C, scale, dtype):
+    """Per-head decay tables for chunks of C tokens; s is a 0-d tensor. `scale` is folded in."""
     j = torch.arange(C, device=s.device, dtype=dtype)
     s = s.to(dtype)
     lag = j[:, None] - j[None, :]
-    intra = torch.exp(-s[:, None, None] * lag.clamp(min=0)).masked_fill(lag < 0, 0.0)  # [H, C, C]
-    q_decay = torch.exp(-s[:, None] * (j + 1))  # [H, C]
-    # Chunk g of a super-block enters with  lam^{C g} S_0 + sum_{g'<g} lam^{C (g-1-g')} kv_{g'}.
-    g = torch.arange(G, device=s.device, dtype=dtype)
-    gap = g[:, None] - 1 - g[None, :]  # [G, G]
-    carry = torch.exp(-s[:, None, None] * C * gap.clamp(min=0)).masked_fill(gap < 0, 0.0)  # [H, G, G]
-    start = torch.exp(-s[:, None] * C * g)  # [H, G]
-    return intra[:, None], q_decay[:, None, :, None], carry, start
+    intra = torch.exp(-s * lag.clamp(min=0)).masked_fill(lag < 0, 0.0) * scale  # [C, C]
+    q_decay = torch.exp(-s * (j + 1))[:, None] * scale  # [C, 1]
+    return intra, q_decay
 
 
 def _k_decay(s, C, G, last, dtype):
-    """[H, G, C, 1]: exp(-s (len-1-j)) for token j of each chunk; zero on the padded tail."""
+    """[G, C, 1]: exp(-s (len-1-j)) for token j of each chunk; zero on the padded tail."""
     j = torch.arange(C, device=s.device, dtype=dtype)
     lens = torch.full((G, 1), C, device=s.device, dtype=dtype)
     lens[-1] = last
     expo = lens - 1 - j  # [G, C]
-    k_decay = torch.exp(-s.to(dtype)[:, None, None] * expo.clamp(min=0)).masked_fill(expo < 0, 0.0)
-    return k_decay[..., None]
+    return (torch.exp(-s.to(dtype) * expo.clamp(min=0)).masked_fill(expo < 0, 0.0))[..., None]
 
 
-def _block(q, k, v, s, state, tables, C, inplace):
-    """One super-block. q, k [B,H,L,Dk], v [B,H,L,Dv] with L <= G*C; state [B,H,Dk,Dv] entering it.
+SCAN = 16  # chunks per decay matmul in the state scan
 
-    Only the last chunk of the whole sequence can be ragged, so every chunk but the last
-    has length C and the chunk-to-chunk decays form one [G, G] matrix per head.
+
+class _Workspace:
+    """Reusable buffers for the no-autograd path: one set, sized for a full super-block, so the
+    loop over heads and blocks allocates nothing (fresh allocations cost page faults)."""
+
+    def __init__(self, G, C, Dk, Dv, like):
+        new = lambda *shape: like.new_empty(shape)  # noqa: E731
+        self.scores, self.qd, self.kd = new(G, C, C), new(G, C, Dk), new(G, C, Dk)
+        self.kv, self.entering = new(G, Dk, Dv), new(G, Dk, Dv)
+
+    def take(self, G):
+        return self.scores[:G], self.qd[:G], self.kd[:G], self.kv[:G], self.entering[:G]
+
+
+def _scan_tables(s, C, n, dtype, device):
+    """[n, n] chunk-to-chunk decays lam^{C (g-1-g')} (g' < g) and [n] lam^{C g}."""
+    g = torch.arange(n, device=device, dtype=dtype)
+    s = s.to(dtype)
+    gap = g[:, None] - 1 - g[None, :]
+    return torch.exp(-s * C * gap.clamp(min=0)).masked_fill(gap < 0, 0.0), torch.exp(-s * C * g)
+
+
+def _entering_states(kv, state, s, C, last, out=None):
+    """The state entering each chunk of a block, and the state after the block.
+
+    kv [G, Dk, Dv] holds each chunk's own contribution, state [Dk, Dv] enters the block:
+        entering_g = lam^{C g} state + sum_{g' < g} lam^{C (g-1-g')} kv_{g'}
+    Two levels: inside groups of SCAN chunks this is one [SCAN, SCAN] x [SCAN, Dk*Dv] matmul
+    plus a rank-1 update; a short loop carries the state from group to group. (One [G, G]
+    matmul would add G/C of the op's FLOPs; a loop over every chunk, per-op overhead.)
+    Only the block's last chunk may be short (`last` tokens). `out` [G, Dk, Dv]: no autograd.
     """
-    B, H, L, _ = q.shape
+    G = kv.shape[0]
+    carry, start = _scan_tables(s, C, min(G, SCAN), kv.dtype, kv.device)
+    lam_c, lam_last = torch.exp(-s.to(kv.dtype) * C), torch.exp(-s.to(kv.dtype) * last)
+    groups = []
+    for a in range(0, G, SCAN):
+        part = kv[a:a + SCAN]  # [n, Dk, Dv]
+        n = part.shape[0]
+        flat = part.reshape(n, -1)
+        if out is not None:
+            entering = torch.mm(carry[:n, :n], flat, out=out[a:a + n].view(n, -1))
+            entering.addr_(start[:n], state.reshape(-1))
+        else:
+            entering = torch.addr(carry[:n, :n] @ flat, start[:n], state.reshape(-1))
+        entering = entering.view_as(part)
+        state = (lam_last if a + n == G else lam_c) * entering[-1] + part[-1]
+        groups.append(entering)
+    if out is not None:
+        return out, state
+    return (groups[0] if len(groups) == 1 else torch.cat(groups)), state
+
+
+def _block(q, k, v, s, state, tables, C, out, ws):
+    """One super-block of one head. q, k [L, Dk], v [L, Dv] contiguous, L <= G*C; state [Dk, Dv].
+
+    With a workspace `ws` (no autograd) the output goes into `out` [L, Dv] with in-place ops;
+    else it is returned. Only the last chunk of the sequence can be ragged (zero-padded here).
+    """
+    L = q.shape[0]
     G = -(-L // C)
     pad = G * C - L
-    # Contiguous blocks so the batched matmuls see flat batch dims (no hidden copies).
-    qc, kc, vc = (F.pad(t, (0, 0, 0, pad)).reshape(B, H, G, C, -1) if pad else
-                  t.contiguous().view(B, H, G, C, -1) for t in (q, k, v))
-    intra, q_decay, carry, start = tables
-    carry, start = carry[:, :G, :G], start[:, :G]  # a short last block uses the top-left corner
+    if pad:
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    qc, kc, vc = (t.view(G, C, -1) for t in (q, k, v))
+    intra, q_decay = tables
     last = L - (G - 1) * C  # length of the last chunk
+    k_decay = _k_decay(s, C, G, last, q.dtype)
+    if ws is None:
+        scores = torch.bmm(qc, kc.transpose(1, 2)) * intra  # [G, C, C]
+        kv = torch.bmm((kc * k_decay).transpose(1, 2), vc)  # [G, Dk, Dv] each chunk's own part
+        entering, state = _entering_states(kv, state, s, C, last)
+        o = torch.baddbmm(torch.bmm(scores, vc), qc * q_decay, entering).view(G * C, -1)[:L]
+        return o, state
+    scores, qd, kd, kv, entering = ws.take(G)
+    torch.bmm(qc, kc.transpose(1, 2), out=scores).mul_(intra)
+    torch.bmm(torch.mul(kc, k_decay, out=kd).transpose(1, 2), vc, out=kv)
+    entering, state = _entering_states(kv, state, s, C, last, out=entering)
+    o = out.view(G, C, -1) if not pad else torch.empty_like(vc)
+    torch.bmm(scores, vc, out=o).baddbmm_(torch.mul(qc, q_decay, out=qd), entering)
+    if pad:
+        out.copy_(o.view(G * C, -1)[:L])
+    return out, state
 
-    scores = qc @ kc.transpose(-1, -2)  # [B,H,G,C,C]
-    scores = scores.mul_(intra) if inplace else scores * intra
-    o = scores @ vc  # [B,H,G,C,Dv] intra-chunk part
-    kv = (kc * _k_decay(s, C, G, last, q.dtype)).transpose(-1, -2) @ vc  # [B,H,G,Dk,Dv] each chunk's own
-    entering = (carry @ kv.flatten(-2) + start[..., None] * state.flatten(-2)[:, :, None]).view_as(kv)
-    inter = (qc * q_decay) @ entering  # [B,H,G,C,Dv] inter-chunk part
-    o = o.add_(inter) if inplace else o + inter
-    new_state = torch.exp(-s.to(q.dtype) * last)[:, None, None] * entering[:, :, -1] + kv[:, :, -1]
-    return o.view(B, H, G * C, -1)[:, :, :L], new_state
+
+def _head(q, k, v, s, state, scale, C, G, out, ws):
+    """One (batch row, head): q, k [N, Dk], v [N, Dv] contiguous, so every super-block is a
+    view (no copies) and the batched matmuls run over its G chunks."""
+    N = q.shape[0]
+    tables = _tables(s, C, scale, q.dtype)
+    pieces = []
+    for a in range(0, N, G * C):
+        b = min(N, a + G * C)
+        o, state = _block(q[a:b], k[a:b], v[a:b], s, state, tables, C, None if out is None else out[a:b], ws)
+        pieces.append(o)
+    return (out if out is not None else torch.cat(pieces)), state
 
 
 def _chunk_one(q, k, v, s, scale, h0, C):
@@ -90,23 +158,22 @@ def _chunk_one(q, k, v, s, scale, h0, C):
     if N == 0:
         return v.new_zeros(v.shape), state
     C = max(1, min(C, N))
-    G = max(1, min(-(-N // C), BLOCK_ELEMS // (B * H * C * max(C, Dk, Dv))))
-    tables = _tables(s, C, G, q.dtype)
-    # Without autograd, write blocks straight into one output buffer (one big allocation,
-    # in-place ops); with autograd, keep each block's graph and concatenate.
+    G = max(1, min(-(-N // C), BLOCK_ELEMS // (C * max(C, Dk, Dv))))
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    # Without autograd, blocks are written straight into one output buffer with in-place
+    # ops on reused buffers; with autograd, each head keeps its graph and heads are stacked.
     inplace = not (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, state)))
     out = torch.empty(B, H, N, Dv, dtype=q.dtype, device=q.device) if inplace else None
-    outs = []
-    for a in range(0, N, G * C):
-        b = min(N, a + G * C)
-        o, state = _block(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], s, state, tables, C, inplace)
-        if inplace:
-            out[:, :, a:b] = o.mul_(scale) if scale != 1.0 else o
-        else:
-            outs.append(o * scale if scale != 1.0 else o)
-    if inplace:
-        return out, state
-    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)), state
+    ws = _Workspace(G, C, Dk, Dv, q) if inplace else None
+    outs, states = [], []
+    for b in range(B):
+        for h in range(H):
+            o, st = _head(q[b, h], k[b, h], v[b, h], s[h], state[b, h], scale, C, G,
+                          None if out is None else out[b, h], ws)
+            outs.append(o)
+            states.append(st)
+    final = torch.stack(states).view(B, H, Dk, Dv)
+    return (out if inplace else torch.stack(outs).view(B, H, N, Dv)), final
 
 
 def lightning_attn_chunk(q, k, v, slopes=None, *, scale=1.0, initial_state=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -36,4 +37,19 @@ class BenchConfig(BaseModel):
         bad = [n for n in v if n < 1]
         if bad:
             raise ValueError(f"sequence lengths must be >= 1, got {bad}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_spec(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
+
+    @field_validator("impl")
+    @classmethod
+    def _impl_names(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not n or not n.strip()]
+        if bad:
+            raise ValueError("implementation names must be non-empty")
         return v
