@@ -32,13 +32,27 @@ BLOCK_ELEMS = 1 << 21
 
 
 def _tables(s, C, scale, dtype):
-    """Per-head decay tables for chunks of C tokens; s is a 0-d tensor. `scale` is folded in."""
+    """Per-head decay tables for chunks of C tokens; s is a 0-d tensor. `scale` is folded in.
+
+    Returns (intra [C, C], q_decay [C, 1], fold [C, C] or None): `fold` is lam^{-C} on and
+    below the diagonal, which turns (Q*q_decay)(K*k_decay)^T into the masked score; None where
+    the decay is too strong for that form in fp32 (see FOLD_MAX_DECAY).
+    """
     j = torch.arange(C, device=s.device, dtype=dtype)
     s = s.to(dtype)
     lag = j[:, None] - j[None, :]
     intra = torch.exp(-s * lag.clamp(min=0)).masked_fill(lag < 0, 0.0) * scale  # [C, C]
     q_decay = torch.exp(-s * (j + 1))[:, None] * scale  # [C, 1]
-    return intra, q_decay
+    fold = None
+    if float(s) * C <= FOLD_MAX_DECAY:
+        fold = torch.ones(C, C, device=s.device, dtype=dtype).tril_() * torch.exp(s * C)
+    return intra, q_decay, fold
+
+
+# Largest s*C for which the folded score form is used: lam^{-C} <= e^50 stays far from fp32's
+# overflow, and products lam^{C+d} q.k only drop below fp32's range for lags d whose true weight
+# lam^d is under e^{-37} (1e-16), i.e. nothing is lost.
+FOLD_MAX_DECAY = 50.0
 
 
 def _k_decay(s, C, G, last, dtype):
@@ -59,7 +73,7 @@ class _Workspace:
 
     def __init__(self, G, C, Dk, Dv, like):
         new = lambda *shape: like.new_empty(shape)  # noqa: E731
-        self.scores, self.qd, self.kd = new(G, C, C), new(G, C, Dk), new(G, C, Dk)
+        self.scores, self.qd, self.kd = new(G, C, C), new(G, C, Dk), new(G, Dk, C)  # kd stored transposed
         self.kv, self.entering = new(G, Dk, Dv), new(G, Dk, Dv)
 
     def take(self, G):
@@ -117,7 +131,7 @@ def _block(q, k, v, s, state, tables, C, out, ws):
     if pad:
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
     qc, kc, vc = (t.view(G, C, -1) for t in (q, k, v))
-    intra, q_decay = tables
+    intra, q_decay, fold = tables
     last = L - (G - 1) * C  # length of the last chunk
     k_decay = _k_decay(s, C, G, last, q.dtype)
     if ws is None:
@@ -126,12 +140,21 @@ def _block(q, k, v, s, state, tables, C, out, ws):
         entering, state = _entering_states(kv, state, s, C, last)
         o = torch.baddbmm(torch.bmm(scores, vc), qc * q_decay, entering).view(G * C, -1)[:L]
         return o, state
-    scores, qd, kd, kv, entering = ws.take(G)
-    torch.bmm(qc, kc.transpose(1, 2), out=scores).mul_(intra)
-    torch.bmm(torch.mul(kc, k_decay, out=kd).transpose(1, 2), vc, out=kv)
+    scores, qd, kd_t, kv, entering = ws.take(G)
+    torch.mul(qc, q_decay, out=qd)  # [G, C, Dk]  (Q * q_decay, scale folded in)
+    torch.mul(kc.transpose(1, 2), k_decay.transpose(1, 2), out=kd_t)  # [G, Dk, C], written transposed
+    if fold is not None:
+        # (Q*q_decay)(K*k_decay)^T = lam^{C+i-j} q.k: times lam^{-C} on the lower triangle it is the
+        # masked score, so every matmul below is a plain (non-transposed) GEMM on operands we need anyway.
+        torch.bmm(qd, kd_t, out=scores).mul_(fold)
+        if last < C:  # the ragged last chunk's k_decay counts from its own end: lam^{last+i-j}
+            scores[-1].mul_(torch.exp(-s.to(q.dtype) * (C - last)))
+    else:  # strong decay: lam^{-C} would overflow fp32, keep the direct form
+        torch.bmm(qc, kc.transpose(1, 2), out=scores).mul_(intra)
+    torch.bmm(kd_t, vc, out=kv)
     entering, state = _entering_states(kv, state, s, C, last, out=entering)
     o = out.view(G, C, -1) if not pad else torch.empty_like(vc)
-    torch.bmm(scores, vc, out=o).baddbmm_(torch.mul(qc, q_decay, out=qd), entering)
+    torch.bmm(scores, vc, out=o).baddbmm_(qd, entering)
     if pad:
         out.copy_(o.view(G * C, -1)[:L])
     return out, state

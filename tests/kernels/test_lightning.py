@@ -228,3 +228,17 @@ def test_chunk_super_blocks(monkeypatch, grad):
         got = (got[0] * 2, got[1])
     assert_close("o", ref[0], got[0], 1e-5)
     assert_close("ht", ref[1], got[1], 1e-5)
+
+
+@pytest.mark.parametrize("slopes", [[3.0, 0.01], [0.39, 0.4]], ids=["direct-and-folded", "fold-threshold"])
+def test_inference_path_both_score_forms(slopes):
+    """Heads with s*C above FOLD_MAX_DECAY use the direct score form, the others the folded one."""
+    from vsuite_kernels.lightning import chunk
+
+    (q, k, v), h0, _, _ = make_inputs(1, 2, 200, 32, 24)
+    s = torch.tensor(slopes)
+    ref = lightning_attn_naive(q.double(), k.double(), v.double(), s, initial_state=h0.double(), output_final_state=True)
+    with torch.no_grad():
+        got = chunk.lightning_attn_chunk(q, k, v, s, initial_state=h0, output_final_state=True, chunk_size=128)
+    assert_close("o", ref[0], got[0], 1e-5)
+    assert_close("ht", ref[1], got[1], 1e-5)

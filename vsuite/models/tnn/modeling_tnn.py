@@ -27,6 +27,7 @@ from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
 
 from vsuite_kernels.toeplitz import toeplitz_decay, toeplitz_matvec, toeplitz_positions
 
+from ..causal_lm import CausalLMAccessors
 from .configuration_tnn import TnnConfig
 
 _ACT = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "none": lambda x: x}
@@ -186,26 +187,12 @@ class TnnModel(TnnPreTrainedModel):
         return BaseModelOutput(last_hidden_state=self.final_norm(x))
 
 
-class TnnForCausalLM(TnnPreTrainedModel, GenerationMixin):
-    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
-
+class TnnForCausalLM(CausalLMAccessors, TnnPreTrainedModel, GenerationMixin):
     def __init__(self, config: TnnConfig):
         super().__init__(config)
         self.model = TnnModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.embed_tokens = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
         # No recurrent state: every step re-reads the whole prefix.

@@ -42,6 +42,7 @@ from transformers.utils import logging
 from vsuite_kernels.lightning import lightning_attn, lightning_attn_step, tnl_layer_slopes
 from vsuite_kernels.lrpe import lrpe_cos_sin, lrpe_theta_init
 
+from ..causal_lm import CausalLMAccessors
 from .configuration_transnormer import TransnormerConfig
 
 logger = logging.get_logger(__name__)
@@ -309,32 +310,12 @@ class TransnormerModel(TransnormerPreTrainedModel):
         return out if (return_dict if return_dict is not None else self.config.return_dict) else out.to_tuple()
 
 
-class TransnormerForCausalLM(TransnormerPreTrainedModel, GenerationMixin):
-    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
-
+class TransnormerForCausalLM(CausalLMAccessors, TransnormerPreTrainedModel, GenerationMixin):
     def __init__(self, config: TransnormerConfig):
         super().__init__(config)
         self.model = TransnormerModel(config)
         self.lm_head = nn.Linear(config.decoder_embed_dim, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.embed_tokens = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head = new_embeddings
-
-    def get_decoder(self):
-        return self.model
-
-    def set_decoder(self, decoder):
-        self.model = decoder
 
     def forward(self, input_ids=None, attention_mask=None, cache=None, inputs_embeds=None, labels=None,
                 use_cache=None, output_hidden_states=None, return_dict=None, logits_to_keep=0, **kwargs):
