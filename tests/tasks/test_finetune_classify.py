@@ -74,7 +74,7 @@ def test_recipes_dispatch_on_task_kind(tmp_path):
         load_recipe(no_kind, "finetune")
     bad_kind = tmp_path / "b.toml"
     bad_kind.write_text("[task]\nkind = 'dance'\n")
-    with pytest.raises(RecipeError, match="'dance' is not one of 'classify'"):
+    with pytest.raises(RecipeError, match="'dance' is not one of 'caption', 'classify'"):
         load_recipe(bad_kind, "finetune")
     bad_key = tmp_path / "c.toml"
     bad_key.write_text("[task]\nkind = 'classify'\n[model.config]\nhidden = 3\n")
