@@ -1,18 +1,7 @@
 """Video classification datasets: Kinetics-style lists and Something-Something v2 JSON, clip sampling,
 training augmentation, multi-view test views, and a resumable batch source for the shared trainer.
 
-Lists (`read_video_list`):
-  - Kinetics CSV with a header: `path,label[,...]` (path relative to the videos root, or absolute), or the
-    official annotation layout `youtube_id,label,time_start,time_end[,split]`, whose clips are found under the
-    root by name (`<youtube_id>_<start:06d>_<end:06d>.<ext>`, or any file whose name starts with the id,
-    anywhere below the root, e.g. in per-class folders);
-  - plain `path label` lines (the SlowFast / XViT format; the label is the last whitespace-separated field);
-  - SSv2 JSON: a list of {"id", "label", "template", "placeholders"}; the class is the template with its
-    brackets removed, looked up in labels.json (SSv2's `{"class name": "id"}` file, found beside the list
-    when not given); the video is `<root>/<id>.webm` (or .mp4 / .mkv / .avi).
-  A label is a class id (an integer) or a class name. Names go through the label map when one is given
-  (a labels file: JSON {name: id} or [names], or a text file with one name per line; or a model's
-  label2id); without one, names are numbered in sorted order (the Kinetics convention).
+Lists: vsuite.data.video_lists. Transforms and targets: vsuite.data.video_transforms.
 
 Frame sampling (`VideoPreprocess`, stored with every checkpoint as video_preprocessor_config.json):
   - "dense" (Kinetics): num_frames frames `sampling_rate` apart. Training: a uniformly random start in
@@ -42,10 +31,7 @@ continues exactly where a run stopped.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import os
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,8 +40,10 @@ from typing import Any, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import DataError
+from .video_lists import VideoItem, VideoList, read_label_map, read_video_list, resolve_data_path
+from .video_transforms import (mixup, normalize, random_resized_crop, resize_short_side, smooth_one_hot, spatial_crops,
+                               to_float)
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 PREPROCESS_FILE = "video_preprocessor_config.json"
 
 
@@ -153,236 +141,6 @@ class VideoPreprocess:
                    std=list(getattr(model_config, "image_std", [0.5] * 3)))
 
 
-# ----------------------------------------------------------------------------- lists
-@dataclass
-class VideoItem:
-    path: Path
-    label: int | None  # class id (None: unlabelled, e.g. an SSv2 test list)
-    raw_label: str = ""  # as written in the list
-
-
-@dataclass
-class VideoList:
-    items: list[VideoItem]
-    classes: list[str] | None  # id -> name when known (names in the list, or a label map)
-    source: str = ""
-    format: str = ""
-
-    @property
-    def num_classes(self) -> int:
-        if self.classes is not None:
-            return len(self.classes)
-        ids = [i.label for i in self.items if i.label is not None]
-        return max(ids) + 1 if ids else 0
-
-    def class_names(self) -> list[str]:
-        return list(self.classes) if self.classes is not None else [str(i) for i in range(self.num_classes)]
-
-
-def resolve_data_path(path: str | Path, roots: list[Path] = ()) -> Path:
-    """A relative path from the working directory if it exists there, else from the first root that has it."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    for root in roots:
-        if (Path(root) / p).exists():
-            return Path(root) / p
-    return p
-
-
-def read_label_map(path: str | Path) -> dict[str, int]:
-    """name -> id from JSON {name: id} (ids may be strings, as in SSv2's labels.json), JSON [names], or
-    a text file with one name per line (line number = id)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise DataError(f"cannot read the label map {path}: {err.strerror or err}") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as err:
-            raise DataError(f"{path} is not valid JSON ({err})") from None
-        if isinstance(data, list):
-            return {str(name): i for i, name in enumerate(data)}
-        if isinstance(data, dict):
-            try:
-                return {str(name): int(i) for name, i in data.items()}
-            except (TypeError, ValueError):
-                raise DataError(f"{path}: label map values must be class ids (integers)") from None
-        raise DataError(f"{path}: a label map is a JSON object {{name: id}} or a list of names")
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    return {name: i for i, name in enumerate(names)}
-
-
-def _is_int(text: str) -> bool:
-    return text.strip().lstrip("+-").isdigit()
-
-
-def read_video_list(path: str | Path, root: str | Path | None = None, *, labels: str | Path | None = None,
-                    label2id: dict[str, int] | None = None) -> VideoList:
-    """Parse a Kinetics CSV, a `path label` list or an SSv2 JSON list (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"video list not found: {path}; pass a CSV, a `path label` list or an SSv2 JSON file")
-    root = Path(root) if root else path.parent
-    if labels:  # an explicit label map wins; then (SSv2) labels.json beside the list; then `label2id`
-        label2id = read_label_map(labels)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read the video list {path}: {err}") from None
-    if path.suffix == ".json" or text.lstrip().startswith("["):
-        if not labels:
-            label2id = _ssv2_label_map(path) or label2id
-        return _read_ssv2(path, text, root, label2id)
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise DataError(f"{path} lists no videos")
-    header = [h.strip().lower() for h in lines[0].split(",")]
-    if "," in lines[0] and "label" in header and ("path" in header or "youtube_id" in header):
-        rows = _read_csv(path, text, root, header)
-        fmt = "kinetics-csv"
-    else:
-        rows = []
-        for n, line in enumerate(lines, 1):
-            parts = line.rsplit(None, 1)
-            if len(parts) != 2:
-                raise DataError(f"{path} line {n}: expected `path label`, got {line.strip()!r}")
-            rows.append((_join(root, parts[0]), parts[1].strip()))
-        fmt = "path-label"
-    return _assign_labels(path, rows, label2id, fmt)
-
-
-def _join(root: Path, rel: str) -> Path:
-    p = Path(rel.strip()).expanduser()
-    return p if p.is_absolute() else root / p
-
-
-def _read_csv(path: Path, text: str, root: Path, header: list[str]) -> list[tuple[Path, str]]:
-    reader = csv.DictReader(text.splitlines())
-    reader.fieldnames = [h.strip().lower() for h in reader.fieldnames or []]
-    index = _VideoIndex(root)
-    rows = []
-    for n, row in enumerate(reader, 2):
-        label = (row.get("label") or "").strip()
-        if "path" in header:
-            rel = (row.get("path") or "").strip()
-            if not rel:
-                raise DataError(f"{path} line {n}: empty path")
-            rows.append((_join(root, rel), label))
-        else:
-            yid = (row.get("youtube_id") or "").strip()
-            if not yid:
-                raise DataError(f"{path} line {n}: empty youtube_id")
-            stem = yid
-            if (row.get("time_start") or "").strip() and (row.get("time_end") or "").strip():
-                try:
-                    stem = f"{yid}_{int(float(row['time_start'])):06d}_{int(float(row['time_end'])):06d}"
-                except ValueError:
-                    raise DataError(f"{path} line {n}: time_start/time_end must be numbers") from None
-            rows.append((index.find(stem, yid, label), label))
-    return rows
-
-
-class _VideoIndex:
-    """Video files below a root by stem, built on first use (official Kinetics layouts name clips by id)."""
-
-    def __init__(self, root: Path):
-        self.root, self._by_stem = root, None
-
-    def find(self, stem: str, youtube_id: str, label: str) -> Path:
-        if self._by_stem is None:
-            self._by_stem = {}
-            for folder, _, files in os.walk(self.root):
-                for name in files:
-                    p = Path(folder) / name
-                    if p.suffix.lower() in VIDEO_SUFFIXES:
-                        self._by_stem.setdefault(p.stem, p)
-                        self._by_stem.setdefault(p.stem[:11], p)  # YouTube ids are 11 characters
-        found = self._by_stem.get(stem) or self._by_stem.get(youtube_id)
-        # a missing clip keeps its nominal path, so decoding reports it as "media file not found"
-        return found or self.root / label / f"{stem}.mp4"
-
-
-def _ssv2_label_map(list_path: Path) -> dict[str, int] | None:
-    for name in ("labels.json", "something-something-v2-labels.json"):
-        if (list_path.parent / name).is_file():
-            return read_label_map(list_path.parent / name)
-    return None
-
-
-def _read_ssv2(path: Path, text: str, root: Path, label2id: dict[str, int] | None) -> VideoList:
-    try:
-        entries = json.loads(text)
-    except ValueError as err:
-        raise DataError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and "id" in e for e in entries):
-        raise DataError(f"{path}: an SSv2 list is a JSON list of objects with an \"id\"")
-    if not entries:
-        raise DataError(f"{path} lists no videos")
-    items = []
-    for e in entries:
-        vid = str(e["id"])
-        video = root / f"{vid}.webm"
-        if not video.exists():
-            video = next((root / f"{vid}{s}" for s in VIDEO_SUFFIXES if (root / f"{vid}{s}").exists()), video)
-        template = e.get("template")
-        if template is None and e.get("label") is None:
-            items.append(VideoItem(video, None, ""))
-            continue
-        name = (template or e["label"]).replace("[", "").replace("]", "")
-        if label2id is None:
-            raise DataError(f"{path} has labelled SSv2 entries but no label map: put labels.json beside it or "
-                            "pass the labels file")
-        if name not in label2id:
-            raise DataError(f"{path}: video {vid}: class {name!r} is not in the label map")
-        items.append(VideoItem(video, label2id[name], name))
-    classes = _names_from_map(label2id) if label2id else None
-    return VideoList(items, classes, str(path), "ssv2-json")
-
-
-def _names_from_map(label2id: dict[str, int]) -> list[str]:
-    n = max(label2id.values()) + 1
-    names = [str(i) for i in range(n)]
-    for name, i in label2id.items():
-        names[i] = name
-    return names
-
-
-def _assign_labels(path: Path, rows: list[tuple[Path, str]], label2id: dict[str, int] | None,
-                   fmt: str) -> VideoList:
-    if not rows:
-        raise DataError(f"{path} lists no videos")
-    if label2id is not None:
-        items, n = [], max(label2id.values()) + 1
-        for video, raw in rows:
-            if raw in label2id:
-                items.append(VideoItem(video, label2id[raw], raw))
-            elif _is_int(raw) and 0 <= int(raw) < n:
-                items.append(VideoItem(video, int(raw), raw))
-            else:
-                raise DataError(f"{path}: {video.name}: label {raw!r} is not in the label map ({n} classes)")
-        return VideoList(items, _names_from_map(label2id), str(path), fmt)
-    ints = [_is_int(raw) for _, raw in rows]
-    if all(ints):
-        items = [VideoItem(v, int(raw), raw) for v, raw in rows]
-        bad = [i for i in items if i.label < 0]
-        if bad:
-            raise DataError(f"{path}: negative class id {bad[0].raw_label} for {bad[0].path.name}")
-        return VideoList(items, None, str(path), fmt)
-    if any(ints):
-        first = next(raw for (_, raw), is_int in zip(rows, ints) if is_int)
-        raise DataError(f"{path} mixes class ids ({first!r}) and class names; use one or the other, or pass a "
-                        "label map")
-    empty = [v for v, raw in rows if not raw]
-    if empty:
-        raise DataError(f"{path}: {empty[0].name} has no label")
-    classes = sorted({raw for _, raw in rows})
-    ids = {name: i for i, name in enumerate(classes)}
-    return VideoList([VideoItem(v, ids[raw], raw) for v, raw in rows], classes, str(path), fmt)
-
-
 # ----------------------------------------------------------------------------- temporal sampling
 def train_frame_indices(num_video_frames: int, pre: VideoPreprocess, rng: random.Random) -> list[int]:
     """One random training clip (see the module docstring)."""
@@ -417,50 +175,6 @@ def view_frame_samples(num_video_frames: int, fps: float, pre: VideoPreprocess, 
 
 
 # ----------------------------------------------------------------------------- spatial transforms
-def to_float(frames):
-    """uint8 [T, H, W, 3] -> float32 [T, 3, H, W] in [0, 1]."""
-    return frames.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def normalize(x, mean, std):
-    import torch
-
-    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - m) / s
-
-
-def resize(x, height: int, width: int):
-    import torch.nn.functional as F
-
-    if x.shape[-2:] == (height, width):
-        return x
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-
-
-def resize_short_side(x, size: int):
-    h, w = x.shape[-2:]
-    if h <= w:
-        return resize(x, size, max(size, round(w * size / h)))
-    return resize(x, max(size, round(h * size / w)), size)
-
-
-def spatial_crops(x, size: int, num: int) -> list:
-    """`num` size x size crops along the longer side (1: centre; 3: start, centre, end)."""
-    h, w = x.shape[-2:]
-    if h < size or w < size:
-        x = resize_short_side(x, size)
-        h, w = x.shape[-2:]
-    if num == 1:
-        offsets = [(h - size) // 2] if h > w else [(w - size) // 2]
-    else:
-        extent = (h if h > w else w) - size
-        offsets = [round(k * extent / (num - 1)) for k in range(num)]
-    if h > w:
-        return [x[..., o:o + size, (w - size) // 2:(w - size) // 2 + size] for o in offsets]
-    return [x[..., (h - size) // 2:(h - size) // 2 + size, o:o + size] for o in offsets]
-
-
 def train_transform(frames, pre: VideoPreprocess, cfg: VideoClassificationDataConfig, rng: random.Random):
     """uint8 [T, H, W, 3] -> normalised float [T, 3, crop, crop] with the training augmentation."""
     x = to_float(frames)
@@ -475,23 +189,6 @@ def train_transform(frames, pre: VideoPreprocess, cfg: VideoClassificationDataCo
     if cfg.random_flip and rng.random() < 0.5:
         x = x.flip(-1)
     return normalize(x.contiguous(), pre.mean, pre.std)
-
-
-def random_resized_crop(x, size: int, scale, rng: random.Random, ratio=(3 / 4, 4 / 3)):
-    """torchvision's RandomResizedCrop sampling (10 tries, then a centre crop), one box for every frame."""
-    h, w = x.shape[-2:]
-    area = h * w
-    log_r = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target = area * rng.uniform(*scale)
-        aspect = math.exp(rng.uniform(*log_r))
-        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < cw <= w and 0 < ch <= h:
-            top, left = rng.randint(0, h - ch), rng.randint(0, w - cw)
-            return resize(x[..., top:top + ch, left:left + cw], size, size)
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return resize(x[..., top:top + side, left:left + side], size, size)
 
 
 def views_from_clips(frames_per_clip: list, pre: VideoPreprocess, crops: int):
@@ -537,20 +234,6 @@ def protocol(pre: VideoPreprocess, clips: int, crops: int, backend: str) -> dict
 
 
 # ----------------------------------------------------------------------------- targets
-def smooth_one_hot(labels, num_classes: int, smoothing: float = 0.0):
-    """(1 - eps) one_hot + eps / C, float [B, C]."""
-    import torch.nn.functional as F
-
-    target = F.one_hot(labels.long(), num_classes).float()
-    return target * (1.0 - smoothing) + smoothing / num_classes
-
-
-def mixup(x, targets, lam: float):
-    """Mix each sample with the batch reversed (timm batch mode): returns (x, targets) mixed with weight lam."""
-    return lam * x + (1.0 - lam) * x.flip(0), lam * targets + (1.0 - lam) * targets.flip(0)
-
-
-# ----------------------------------------------------------------------------- batches for the trainer
 def _rng(*parts) -> random.Random:
     return random.Random("/".join(str(p) for p in parts))
 
