@@ -151,3 +151,17 @@ def test_env_torchrun_wins_then_slurm():
     assert read_env(slurm) == (5, 1, 8, "slurm")
     assert read_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) == (0, 0, 1, "none")
     assert _first_host("gpu[017-020,031],cpu1") == "gpu017" and _first_host("node7") == "node7"
+
+
+def test_warmup_start_and_sgd_option():
+    from vsuite.train.config import TrainConfig
+    from vsuite.train.loop import _optimizer
+
+    kw = dict(lr=1.0, warmup_steps=4, total_steps=10, min_lr_ratio=0.0)
+    assert [lr_at(s, **kw, warmup_start=0.2) for s in range(4)] == pytest.approx([0.4, 0.6, 0.8, 1.0])
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    opt = _optimizer(model, TrainConfig(optimizer="sgd", lr=0.035, momentum=0.9, weight_decay=1e-5, warmup_steps=0))
+    assert isinstance(opt, torch.optim.SGD)
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-5, 0.0]  # 1-D params (bias, norm) undecayed
+    assert opt.param_groups[0]["momentum"] == 0.9
+    assert isinstance(_optimizer(model, TrainConfig(warmup_steps=0)), torch.optim.AdamW)

@@ -3,7 +3,8 @@
 Notable:
   - `steps` counts optimizer updates; one update = `grad_accum` micro-batches on every rank, so the
     global batch is data.batch_size x grad_accum x world size.
-  - The learning rate warms up linearly to `lr` over `warmup_steps`, then (schedule = "cosine") follows
+  - `optimizer`: AdamW (the language models) or SGD with momentum (the official LVT recipes).
+  - The learning rate warms up linearly (from `warmup_start_lr`) to `lr` over `warmup_steps`, then (schedule = "cosine") follows
     a cosine down to `lr * min_lr_ratio` at `steps`; also "inverse_sqrt" and "constant" (vsuite.train.schedule).
   - `dtype = "auto"`: bf16 autocast on CUDA (fp32 master weights), fp32 on the CPU.
   - `parallel = "auto"`: DDP when launched with several processes (torchrun), else one process;
@@ -27,9 +28,13 @@ class TrainConfig(BaseModel):
     schedule: Literal["cosine", "inverse_sqrt", "constant"] = "cosine"  # after the linear warmup
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr = lr * min_lr_ratio (cosine end)")
     warmup_steps: int = Field(100, ge=0)
-    weight_decay: float = Field(0.1, ge=0, description="AdamW decoupled decay, on parameters with >= 2 dims")
-    betas: list[float] = Field(default_factory=lambda: [0.9, 0.95])
-    eps: float = Field(1e-8, gt=0)
+    warmup_start_lr: float = Field(0.0, ge=0, description="lr of the first warmup step's ramp start")
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    weight_decay: float = Field(0.1, ge=0, description="AdamW decoupled / SGD L2 decay, on parameters with >= 2 dims")
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.95])  # AdamW
+    eps: float = Field(1e-8, gt=0)  # AdamW
+    momentum: float = Field(0.9, ge=0, lt=1)  # SGD
+    nesterov: bool = False  # SGD
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer update")
     clip_grad: float = Field(1.0, ge=0, description="max global grad norm; 0 = no clipping")
     seed: int = 0

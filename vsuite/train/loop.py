@@ -11,7 +11,7 @@ It knows nothing about language modelling. It takes
 
 Per update: `grad_accum` micro-batches (gradient sync only on the last), the loss averaged over ranks
 (a NaN or inf stops the run with DivergedError before anything is stepped or saved), grad-norm clipping,
-AdamW, the scheduled lr (vsuite.train.schedule). SIGTERM / SIGUSR1: the update in progress finishes,
+AdamW or SGD, the scheduled lr (vsuite.train.schedule). SIGTERM / SIGUSR1: the update in progress finishes,
 a checkpoint is saved, and PreemptedError (exit 75) is raised.
 """
 
@@ -83,8 +83,10 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=tuple(config.betas),
-                             eps=config.eps)
+    groups = [g for g in groups if g["params"]]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
 
 
 def _enable_checkpointing(model: nn.Module) -> None:
@@ -182,7 +184,7 @@ class _Run:
         """One optimizer update; (loss averaged over micro-batches and ranks, grad norm, lr)."""
         config, env, wrapped = self.config, self.env, self.wrapped
         lr = lr_at(self.step, lr=config.lr, warmup_steps=config.warmup_steps, total_steps=config.steps,
-                   min_lr_ratio=config.min_lr_ratio, schedule=config.schedule)
+                   min_lr_ratio=config.min_lr_ratio, schedule=config.schedule, warmup_start=config.warmup_start_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=env.device)

@@ -1,7 +1,7 @@
 """Learning-rate schedules, as pure functions of the step (resuming needs only the step number).
 
-  cosine        linear warmup (lr/W, 2lr/W, ..., lr over W = warmup_steps), then a cosine from lr down to
-                lr * min_lr_ratio at total_steps
+  cosine        linear warmup (from `warmup_start` to lr over W = warmup_steps: with the default 0 that is
+                lr/W, 2lr/W, ..., lr), then a cosine from lr down to lr * min_lr_ratio at total_steps
   inverse_sqrt  the same warmup, then lr * sqrt(W / step) (fairseq's inverse_sqrt, used by the TNN paper)
   constant      the same warmup, then lr
 
@@ -14,10 +14,10 @@ import math
 
 
 def lr_at(step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float,
-          schedule: str = "cosine") -> float:
+          schedule: str = "cosine", warmup_start: float = 0.0) -> float:
     """Rate for the update that follows `step` completed updates (0-based)."""
     if warmup_steps > 0 and step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
+        return warmup_start + (lr - warmup_start) * (step + 1) / warmup_steps
     if schedule == "constant":
         return lr
     if schedule == "inverse_sqrt":
