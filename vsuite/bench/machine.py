@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from .measure import meminfo
+
 # name fragment -> (label, {dtype: FLOP/s}, bytes/s). Dense (no 2:4 sparsity) tensor-core peaks.
 GPU_SPECS = [
     ("H100 PCIe", "NVIDIA H100 PCIe", {"bf16": 756e12, "fp16": 756e12, "tf32": 378e12}, 2.0e12),
@@ -59,17 +61,6 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _mem_total() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def probe_matmul_flops(n: int = 2048, tries: int = 8) -> float:
@@ -114,7 +105,7 @@ def describe(device: torch.device, dtype: torch.dtype, probe: bool = True) -> di
         "cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "python": platform.python_version(),
-        "memory_bytes": _mem_total(),
+        "memory_bytes": meminfo("MemTotal"),
         "peak_flops": None,
         "peak_bytes_per_s": None,
         "peak_flops_source": None,

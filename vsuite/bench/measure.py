@@ -153,10 +153,15 @@ def available_memory(device: torch.device) -> int | None:
             return int(torch.cuda.mem_get_info(device)[0])
         except RuntimeError:
             return None
+    return meminfo("MemAvailable")
+
+
+def meminfo(key: str) -> int | None:
+    """A /proc/meminfo entry in bytes (Linux), e.g. "MemTotal", or None."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass

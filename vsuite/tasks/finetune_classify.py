@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..console import log
 from ..errors import RecipeError
+from ..models.config_fields import check_config_fields, config_class
 
 
 class ClassifyModelConfig(BaseModel):
@@ -44,17 +45,10 @@ class ClassifyModelConfig(BaseModel):
         cls = config_class(self.model_type)
         if cls is None:
             raise ValueError(f"model_type {self.model_type!r} is not registered (vsuite.models has: lvt)")
-        known = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}))
-        unknown = sorted(set(self.config) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)} for model_type {self.model_type!r}")
         labels = sorted({"num_labels", "id2label", "label2id"} & set(self.config))
         if labels:
             raise ValueError(f"{', '.join(labels)} come from the training list; remove them from [model.config]")
-        try:
-            cls(**self.config)
-        except (ValueError, TypeError) as err:
-            raise ValueError(str(err)) from None
+        check_config_fields(cls, self.model_type, self.config)
         return self
 
 
@@ -66,16 +60,6 @@ class ClassifyEvalConfig(BaseModel):
     clips: int = Field(1, ge=1)
     crops: int = Field(1, ge=1)
     max_videos: int = Field(0, ge=0, description="score at most this many videos of data.val; 0 = all")
-
-
-def config_class(model_type: str):
-    import vsuite.models  # noqa: F401  (registers vsuite's model types)
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    try:
-        return CONFIG_MAPPING[model_type]
-    except KeyError:
-        return None
 
 
 def data_roots() -> list[Path]:

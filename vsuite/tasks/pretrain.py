@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..console import log
 from ..errors import RecipeError
+from ..models.config_fields import check_config_fields, config_class
 
 
 class LMModelConfig(BaseModel):
@@ -45,14 +46,7 @@ class LMModelConfig(BaseModel):
         cls = config_class(self.model_type)
         if cls is None:  # not registered (yet): checked when the model is built
             return self
-        known = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}))
-        unknown = sorted(set(self.config) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)} for model_type {self.model_type!r}")
-        try:  # the config class's own checks (shapes, names); vocab and special ids come later
-            cls(**self.config)
-        except (ValueError, TypeError) as err:
-            raise ValueError(str(err)) from None
+        check_config_fields(cls, self.model_type, self.config)  # vocab and special ids come later
         return self
 
 
@@ -63,18 +57,6 @@ class PretrainEvalConfig(BaseModel):
 
     path: str = ""  # held-out text (same formats as data.path); empty: no evaluation
     max_batches: int = Field(20, ge=1, description="at most this many batches of data.batch_size windows per rank")
-
-
-def config_class(model_type: str):
-    """The config class transformers knows for a model_type (vsuite's included), or None."""
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    import vsuite.models  # noqa: F401  (registers vsuite's model types)
-
-    try:
-        return CONFIG_MAPPING[model_type]
-    except KeyError:
-        return None
 
 
 def project_root() -> Path:
