@@ -10,6 +10,10 @@ Triton path and a recurrent decoding step:
   - lrpe:       TNL's cos/sin LRPE and the rotation variant
   - toeplitz:   per-channel Toeplitz matrix-vector products through the FFT (TNN's TNO)
   - noncausal:  normalised non-causal linear attention (video models)
+
+Debugging aids for Triton work: VSUITE_KERNELS_POISON=1 NaN-fills every buffer the Lightning
+launchers allocate (lightning/buffers.py); `memcheck` catches out-of-bounds loads and stores
+under the Triton interpreter.
 """
 
 from .lightning import (

@@ -65,9 +65,22 @@ def test_hub_id_not_cached_while_offline_fails_fast_with_instructions(offline_ca
     assert time.perf_counter() - start < 5
     assert str(err.value) == (
         "OpenNLPLab/TransNormerLLM-1B is not in the local Hugging Face cache and the hub is unreachable (offline); "
-        "download it on a machine with network (huggingface-cli download OpenNLPLab/TransNormerLLM-1B) or pass a "
-        "local folder")
-    assert err.value.exit_code == EXIT_MODEL
+        "on a machine with network run `hf download OpenNLPLab/TransNormerLLM-1B --local-dir DIR`, copy DIR here "
+        "and pass `--model DIR` (or copy that machine's Hugging Face cache, ~/.cache/huggingface)")
+    assert err.value.exit_code == EXIT_MODEL and "\n" not in str(err.value)
+
+
+def test_offline_hint_names_the_flag_that_took_the_id(offline_cache):
+    with pytest.raises(ModelNotFoundError, match=r"pass `--asr-model DIR`"):
+        resolve_model_dir("openai/whisper-small", flag="--asr-model")
+
+
+def test_offline_hint_names_a_cli_the_installed_hub_client_ships():
+    """The hint says `hf download`: huggingface_hub >= 1.0 ships `hf` and no longer `huggingface-cli`."""
+    from importlib.metadata import entry_points
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("hf", "").startswith("huggingface_hub"), "the installed huggingface_hub has no `hf` command"
 
 
 @pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])

@@ -1,8 +1,10 @@
 """The `vsuite` command line: parses arguments, loads the recipe, calls one task function.
 
 Thin on purpose: every command imports its task module (and with it torch) only when it
-runs, so `vsuite --help` and shell completion stay fast. Errors are VsuiteError
-subclasses; `main` prints them as one line and exits with their documented code.
+runs, so `vsuite --help` and shell completion stay fast. Every flag is checked first (the
+pure checks below, then the recipe's typed configs), so a bad value is a one-line error in
+well under a second, before torch is imported or any work starts. Errors are VsuiteError
+subclasses; `run` prints them as one line and returns their documented code.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
+from .devices import check_device_spec, check_dtype_spec
 from .errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, UsageError, VsuiteError
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {text.split(':')[0]}" for code, text in EXIT_CODES.items())
@@ -43,27 +46,64 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors (also accepted after the command).")] = False,
 ) -> None:
     if debug:
         _state["debug"] = True
 
 
-# ----------------------------------------------------------------------------- bench-kernels
-def _parse_seqs(values: list[str]) -> list[int]:
+# ----------------------------------------------------------------------------- flag checks
+# Pure checks of values no config validates (the recipe-backed flags are validated by their typed
+# config, through load_recipe(flags=...)). None means "not given".
+VIDEO_BACKENDS = ("auto", "decord", "pyav")  # = vsuite.media.decode.BACKENDS (a test keeps them equal)
+
+
+def _at_least(flag: str, value: int | float | None, low: int) -> None:
+    if value is not None and value < low:
+        raise UsageError(f"{flag} must be at least {low}, got {value}")
+
+
+def _positive(flag: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{flag} must be greater than 0, got {value}")
+
+
+def _one_of(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise UsageError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _out_folder(flag: str, path: Path | None) -> None:
+    """An output folder may exist (resume) or not (created); an existing file is a mistake."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder; give a folder (it is created if missing)")
+
+
+def _out_file(flag: str, path: Path | None) -> None:
+    if path is not None and str(path) != "-" and path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+
+
+def _parse_seqs(values: list[str] | None, flag: str = "--seq") -> list[int] | None:
+    """`--seq 1024 --seq 4096,16384` -> [1024, 4096, 16384] (ranges are checked by the config)."""
+    if not values:
+        return None
     seqs = []
     for value in values:
         for part in value.split(","):
             try:
                 seqs.append(int(part))
             except ValueError:
-                raise UsageError(f"--seq takes integers (e.g. --seq 4096 or --seq 1024,4096), got {part!r}") from None
-    bad = [n for n in seqs if n < 1]
-    if bad:
-        raise UsageError(f"--seq must be positive, got {bad[0]}")
+                raise UsageError(f"{flag} takes integers (e.g. {flag} 4096 or {flag} 1024,4096), got {part!r}") from None
     return seqs
 
 
+def _flags(table: str, given: dict[str, tuple[str, object]]) -> dict[str, tuple[str, object]]:
+    """{"heads": ("--heads", 4), "dim": ("--dim", None)} -> {"bench.heads": ("--heads", 4)} (given flags only)."""
+    return {f"{table}.{key}": (flag, value) for key, (flag, value) in given.items() if value is not None}
+
+
+# ----------------------------------------------------------------------------- bench-kernels
 @app.command("bench-kernels")
 def bench_kernels(
     seq: Annotated[Optional[list[str]], typer.Option("--seq", help="Sequence length(s); repeat or comma-separate.")] = None,
@@ -84,25 +124,26 @@ def bench_kernels(
     list_impls: Annotated[bool, typer.Option("--list", help="List the registered implementations and exit.")] = False,
 ) -> None:
     """Time and check the sequence-mixing kernels (Lightning Attention, SDPA, Toeplitz)."""
-    flags = {"seq": _parse_seqs(seq) if seq else None, "batch": batch, "heads": heads, "dim": dim, "dtype": dtype,
-             "device": device, "mode": mode, "impl": impl, "baseline": baseline, "budget": budget,
-             "repeats": repeats, "check": check}
-    overrides = [f"bench.{k}={_toml(v)}" for k, v in flags.items() if v is not None]
-    from .recipes import load_recipe
-    from .tasks import bench_kernels as task
-
     if list_impls:
+        from .tasks import bench_kernels as task
+
         task.list_implementations()
         return
-    config = load_recipe(recipe, "bench-kernels", overrides)
+    flags = _flags("bench", {
+        "seq": ("--seq", _parse_seqs(seq)), "batch": ("--batch", batch), "heads": ("--heads", heads),
+        "dim": ("--dim", dim), "mode": ("--mode", mode), "impl": ("--impl", impl), "baseline": ("--baseline", baseline),
+        "budget": ("--budget", budget), "repeats": ("--repeats", repeats), "check": ("--check", check),
+        "dtype": ("--dtype", dtype and check_dtype_spec(dtype)),
+        "device": ("--device", device and check_device_spec(device)),
+    })
+    _out_file("--json", json_out)
+    _out_file("--plot", plot)
+    from .recipes import load_recipe
+
+    config = load_recipe(recipe, "bench-kernels", flags=flags)  # bad flag values: exit 2 naming the flag
+    from .tasks import bench_kernels as task
+
     task.run(config.bench, json_path=json_out, plot_path=plot)
-
-
-def _toml(value) -> str:
-    """A python value as a TOML literal for the override mechanism."""
-    import tomli_w
-
-    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
 # ----------------------------------------------------------------------------- pretrain
@@ -118,13 +159,12 @@ def pretrain(
     Checkpoints: OUT/checkpoints/step-XXXXXXXX (Hugging Face folder + training state); metrics: OUT/metrics.jsonl.
     SIGTERM or SIGUSR1 saves a checkpoint and exits 75; rerun with --resume auto to continue.
     """
+    _out_folder("--out", out)
     from .recipes import load_recipe
+
+    config = load_recipe(recipe, "pretrain", overrides or [], flags=_flags("train", {"out_dir": ("--out", out and str(out))}))
     from .tasks import pretrain as task
 
-    items = list(overrides or [])
-    if out is not None:
-        items.append(f"train.out_dir={_toml(str(out))}")
-    config = load_recipe(recipe, "pretrain", items)
     task.run(config, resume=resume)
 
 
@@ -150,13 +190,22 @@ def eval_lm(
 
     Non-overlapping windows of N tokens: every token is predicted once, from the context inside its window.
     """
-    flags = {"model": model, "data": data, "seq": _parse_seqs(seq) if seq else None, "batch_size": batch_size,
-             "tokenizer": tokenizer, "max_tokens": max_tokens, "device": device, "dtype": dtype}
-    overrides = [f"eval.{k}={_toml(v)}" for k, v in flags.items() if v is not None]
+    seqs = _parse_seqs(seq)
+    short = [n for n in seqs or [] if n < 2]
+    if short:  # a window of N tokens predicts N-1 of them: N = 1 predicts nothing (and used to run for minutes)
+        raise UsageError(f"--seq lengths must be at least 2 (a window of N tokens scores N-1 predictions), got {short[0]}")
+    flags = _flags("eval", {
+        "model": ("--model", model), "data": ("--data", data), "seq": ("--seq", seqs),
+        "batch_size": ("--batch-size", batch_size), "tokenizer": ("--tokenizer", tokenizer),
+        "max_tokens": ("--max-tokens", max_tokens),
+        "device": ("--device", device and check_device_spec(device)),
+        "dtype": ("--dtype", dtype and check_dtype_spec(dtype, choices=("auto", "float32", "bfloat16"))),
+    })
     from .recipes import load_recipe
+
+    config = load_recipe(recipe, "eval-lm", flags=flags)  # bad flag values: exit 2 naming the flag
     from .tasks import eval_lm as task
 
-    config = load_recipe(recipe, "eval-lm", overrides)
     task.run(config.eval, as_json=as_json)
 
 
@@ -173,17 +222,22 @@ def finetune(
     Checkpoints: OUT/checkpoints/step-XXXXXXXX (Hugging Face folder + training state); the final one's path goes
     to stdout and loads with `vsuite classify --model`. SIGTERM or SIGUSR1 saves a checkpoint and exits 75.
     """
+    _out_folder("--out", out)
     from .recipes import load_recipe
+
+    config = load_recipe(recipe, "finetune", overrides or [], flags=_flags("train", {"out_dir": ("--out", out and str(out))}))
     from .tasks import finetune as task
 
-    items = list(overrides or [])
-    if out is not None:
-        items.append(f"train.out_dir={_toml(str(out))}")
-    config = load_recipe(recipe, "finetune", items)
     task.run(config, resume=resume)
 
 
 _BACKEND_HELP = "Video decoder: auto (decord if installed, else PyAV) | decord | pyav."
+
+
+def _check_views(clips: int, crops: int, video_backend: str) -> None:
+    _at_least("--clips", clips, 1)
+    _at_least("--crops", crops, 1)
+    _one_of("--video-backend", video_backend, VIDEO_BACKENDS)
 
 
 @app.command("classify")
@@ -198,6 +252,9 @@ def classify(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
 ) -> None:
     """Action recognition: the top-k classes of each video with their probabilities (LVT)."""
+    _at_least("--top-k", top_k, 1)
+    _check_views(clips, crops, video_backend)
+    device = check_device_spec(device)
     from .tasks import classify as task
 
     task.run(videos, model=model, top_k=top_k, as_json=as_json, clips=clips, crops=crops, backend=video_backend,
@@ -227,6 +284,14 @@ def caption(
 
     Finished scenes are cached in OUT/scenes/, so an interrupted run resumes. The output folder goes to stdout.
     """
+    for flag, value in (("--batch-size", batch_size), ("--max-new-tokens", max_new_tokens), ("--frames", frames),
+                        ("--min-scene-len", min_scene_len)):
+        _at_least(flag, value, 1)
+    _positive("--threshold", threshold)
+    _one_of("--video-backend", video_backend, VIDEO_BACKENDS)
+    device, dtype = check_device_spec(device), check_dtype_spec(dtype)
+    _out_folder("--out", out)
+    _out_file("--storyboard", storyboard)
     from .tasks import caption as task
 
     opts = task.CaptionOptions(model=model, out=out, dense=dense, title=title, voiceover=voiceover,
@@ -252,10 +317,120 @@ def eval_classify(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")] = False,
 ) -> None:
     """Top-1 / top-5 accuracy of a video classifier with multi-view testing (softmax averaged over views)."""
+    _check_views(clips, crops, video_backend)
+    _at_least("--limit", limit, 0)
+    device = check_device_spec(device)
+    _out_file("--predictions", predictions)
     from .tasks import eval_classify as task
 
     task.run(model=model, data=data, root=root, labels=labels, clips=clips, crops=crops, backend=video_backend,
              device=device, limit=limit, as_json=as_json, predictions=predictions)
+
+
+# ----------------------------------------------------------------------------- eval vript-hal / vript-rr / vript-ero
+_VRIPT_DATA_HELP = "Folder with the official {name}_annotations.jsonl (a copy of Mutonix/Vript-{name}), or the file."
+_VRIPT_PRED_HELP = "Predictions to score: the official CSV (id,pred[,gt,meta]) or JSON lines {\"id\", \"pred\"}."
+_VRIPT_OUT_HELP = "Folder for results.json + samples.jsonl (default: PREDICTIONS' folder/<stem>.<benchmark>, or runs/eval/<benchmark>-<model>)."
+_VRIPT_COMPAT_HELP = "Reproduce the official scorer bug for bug (see the README) instead of the corrected scores."
+_VRIPT_MODEL_HELP = "Instead of --predictions: answer with this video LM (folder or Hub id) on the dataset's videos first."
+
+
+def _vript_model_opts(model, frames, max_new_tokens, batch_size, dtype, video_backend, limit) -> dict:
+    """The --model options, checked as strings/numbers before anything heavy is imported."""
+    from .devices import check_dtype_spec
+
+    _one_of("--video-backend", video_backend, VIDEO_BACKENDS)
+    return {"model": model, "frames": frames, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+            "dtype": check_dtype_spec(dtype), "video_backend": video_backend, "limit": limit}
+
+
+def _eval_vript(task_name: str, **kwargs) -> None:
+    kwargs["device"] = check_device_spec(kwargs["device"])
+    _one_of("--setting", kwargs.get("setting"), ("scene", "whole"))
+    _out_folder("--out", Path(kwargs["out"]) if kwargs.get("out") else None)
+    from .tasks import eval_vript as task
+
+    opts = task.VriptOptions(**{k: v for k, v in kwargs.items() if v is not None})
+    task.check_options(task_name, opts)
+    task.run(task_name, opts)
+
+
+_M_FRAMES = typer.Option("--frames", help="With --model: uniform frames per video (the paper's open video LLMs: 16).")
+_M_TOKENS = typer.Option("--max-new-tokens", help="With --model: tokens per answer (0: 512 for HAL, 100 for RR/ERO).")
+_M_BATCH = typer.Option("--batch-size", help="With --model: videos per generate call.")
+_M_DTYPE = typer.Option(help="With --model: auto | float32 | bfloat16 | float16.")
+_M_BACKEND = typer.Option("--video-backend", help=_BACKEND_HELP)
+_M_LIMIT = typer.Option(help="With --model: only the first N items (0 = all).")
+_M_DEVICE = typer.Option(help="auto | cpu | cuda | cuda:N (the video LM; HAL's word embeddings).")
+
+
+@eval_app.command("vript-hal")
+def eval_vript_hal(
+    data: Annotated[str, typer.Option(help=_VRIPT_DATA_HELP.format(name="HAL"))],
+    predictions: Annotated[Optional[str], typer.Option(help=_VRIPT_PRED_HELP + " id = clip_id, pred = the caption.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=_VRIPT_MODEL_HELP)] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help=_VRIPT_OUT_HELP)] = None,
+    official_compat: Annotated[bool, typer.Option("--official-compat", help=_VRIPT_COMPAT_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout.")] = False,
+    spacy_model: Annotated[str, typer.Option("--spacy-model", help="spaCy pipeline (package name or folder); the paper's is en_core_web_lg.")] = "en_core_web_lg",
+    sbert_model: Annotated[str, typer.Option("--sbert-model", help="SentenceTransformer (name or folder); the paper's is all-mpnet-base-v2.")] = "all-mpnet-base-v2",
+    device: Annotated[str, _M_DEVICE] = "auto",
+    frames: Annotated[int, _M_FRAMES] = 16,
+    max_new_tokens: Annotated[int, _M_TOKENS] = 0,
+    batch_size: Annotated[int, _M_BATCH] = 1,
+    dtype: Annotated[str, _M_DTYPE] = "auto",
+    video_backend: Annotated[str, _M_BACKEND] = "auto",
+    limit: Annotated[int, _M_LIMIT] = 0,
+) -> None:
+    """Vript-HAL: precision / recall / F1 of the content words of captions (hallucination), per clip, averaged."""
+    _eval_vript("vript-hal", data=data, predictions=predictions, out=out, official_compat=official_compat,
+                as_json=as_json, spacy_model=spacy_model, sbert_model=sbert_model, device=device,
+                **_vript_model_opts(model, frames, max_new_tokens, batch_size, dtype, video_backend, limit))
+
+
+@eval_app.command("vript-rr")
+def eval_vript_rr(
+    data: Annotated[str, typer.Option(help=_VRIPT_DATA_HELP.format(name="RR"))],
+    predictions: Annotated[Optional[str], typer.Option(help=_VRIPT_PRED_HELP + " id = clip_id (scene) or video_id (whole).")] = None,
+    model: Annotated[Optional[str], typer.Option(help=_VRIPT_MODEL_HELP)] = None,
+    setting: Annotated[str, typer.Option(help="scene (RR_scenes clips) | whole (RR_videos; rows need clip_id, meta or gt).")] = "scene",
+    out: Annotated[Optional[str], typer.Option("--out", help=_VRIPT_OUT_HELP)] = None,
+    official_compat: Annotated[bool, typer.Option("--official-compat", help=_VRIPT_COMPAT_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout.")] = False,
+    device: Annotated[str, _M_DEVICE] = "auto",
+    frames: Annotated[int, _M_FRAMES] = 16,
+    max_new_tokens: Annotated[int, _M_TOKENS] = 0,
+    batch_size: Annotated[int, _M_BATCH] = 1,
+    dtype: Annotated[str, _M_DTYPE] = "auto",
+    video_backend: Annotated[str, _M_BACKEND] = "auto",
+    limit: Annotated[int, _M_LIMIT] = 0,
+) -> None:
+    """Vript-RR (retrieval then reasoning), multiple choice: accuracy of the first (X) of each answer."""
+    _eval_vript("vript-rr", data=data, predictions=predictions, setting=setting, out=out,
+                official_compat=official_compat, as_json=as_json, device=device,
+                **_vript_model_opts(model, frames, max_new_tokens, batch_size, dtype, video_backend, limit))
+
+
+@eval_app.command("vript-ero")
+def eval_vript_ero(
+    data: Annotated[str, typer.Option(help=_VRIPT_DATA_HELP.format(name="ERO"))],
+    predictions: Annotated[Optional[str], typer.Option(help=_VRIPT_PRED_HELP + " id = video_id.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=_VRIPT_MODEL_HELP)] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help=_VRIPT_OUT_HELP)] = None,
+    official_compat: Annotated[bool, typer.Option("--official-compat", help=_VRIPT_COMPAT_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout.")] = False,
+    device: Annotated[str, _M_DEVICE] = "auto",
+    frames: Annotated[int, _M_FRAMES] = 16,
+    max_new_tokens: Annotated[int, _M_TOKENS] = 0,
+    batch_size: Annotated[int, _M_BATCH] = 1,
+    dtype: Annotated[str, _M_DTYPE] = "auto",
+    video_backend: Annotated[str, _M_BACKEND] = "auto",
+    limit: Annotated[int, _M_LIMIT] = 0,
+) -> None:
+    """Vript-ERO (event re-ordering): @1 / @2 / @3, at least 1 / 2 / all 3 scenes in the right place."""
+    _eval_vript("vript-ero", data=data, predictions=predictions, out=out, official_compat=official_compat,
+                as_json=as_json, device=device,
+                **_vript_model_opts(model, frames, max_new_tokens, batch_size, dtype, video_backend, limit))
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -304,6 +479,10 @@ def recipes_validate(
     from .recipes import list_recipes, load_recipe, task_of
 
     files = list(paths) if paths else [p for _, _, p in list_recipes()]
+    if len(files) == 1:  # one file: its error is the one error line
+        load_recipe(files[0], task or task_of(files[0]))
+        log(f"ok    {files[0]}")
+        return
     failures = []
     for path in files:
         try:
@@ -322,11 +501,16 @@ def run(argv: list[str] | None = None) -> int:
     """Run the app and turn errors into one-line messages and exit codes."""
     from .console import error
 
-    args = argv if argv is not None else sys.argv[1:]
-    _state["debug"] = os.environ.get("VSUITE_DEBUG") == "1" or "--debug" in args
+    args = list(argv if argv is not None else sys.argv[1:])
+    # --debug is accepted before or after the command (the error text says "rerun with --debug"):
+    # it is taken out here, before Typer parses, up to a `--` that ends the options.
+    stop = args.index("--") if "--" in args else len(args)
+    debug_given = "--debug" in args[:stop]
+    args = [a for a in args[:stop] if a != "--debug"] + args[stop:]
+    _state["debug"] = os.environ.get("VSUITE_DEBUG") == "1" or debug_given
     debug = _state["debug"]
     try:
-        app(args=argv, prog_name="vsuite", standalone_mode=True)
+        app(args=args, prog_name="vsuite", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except VsuiteError as err:

@@ -65,3 +65,9 @@ class PreemptedError(VsuiteError):
     """Raised after a checkpoint was saved on SIGTERM/SIGUSR1, so SLURM can requeue."""
 
     exit_code = EXIT_PREEMPTED
+
+
+class InterruptedRunError(VsuiteError):
+    """Ctrl-C during training: raised after the checkpoint was saved (or, on a second Ctrl-C, without one)."""
+
+    exit_code = EXIT_INTERRUPTED

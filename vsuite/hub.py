@@ -50,17 +50,20 @@ def _looks_local(ref: str) -> bool:
     )
 
 
-def _offline_message(ref: str) -> str:
-    return (f"{ref} is not in the local Hugging Face cache and the hub is unreachable (offline); download it on a "
-            f"machine with network (huggingface-cli download {ref}) or pass a local folder")
+def _offline_message(ref: str, flag: str = "--model") -> str:
+    """One line: what is missing, and both ways out (the `hf` CLI, which replaced `huggingface-cli`, or a folder)."""
+    return (f"{ref} is not in the local Hugging Face cache and the hub is unreachable (offline); on a machine with "
+            f"network run `hf download {ref} --local-dir DIR`, copy DIR here and pass `{flag} DIR` "
+            f"(or copy that machine's Hugging Face cache, ~/.cache/huggingface)")
 
 
-def resolve_model_dir(ref: str | os.PathLike, *, revision: str | None = None) -> Path:
+def resolve_model_dir(ref: str | os.PathLike, *, revision: str | None = None, flag: str = "--model") -> Path:
     """A model reference -> a local folder holding config.json and the weights.
 
     An existing folder is used as it is. A path that does not exist raises ModelNotFoundError. Anything
     else is a Hub id ("name" or "org/name"), fetched through the shared cache (HF_HOME/HF_HUB_CACHE);
-    with HF_HUB_OFFLINE=1 or no network only the cache is used.
+    with HF_HUB_OFFLINE=1 or no network only the cache is used. `flag` is the option that took `ref`
+    (e.g. "--asr-model"): the offline error tells the user to pass a local folder with it.
     """
     text = os.fspath(ref)
     path = Path(text).expanduser()
@@ -78,13 +81,13 @@ def resolve_model_dir(ref: str | os.PathLike, *, revision: str | None = None) ->
     except HFValidationError:
         raise ModelNotFoundError(f"no model folder at {path}, and {text!r} is not a Hugging Face Hub id either"
                                  ) from None
-    folder = Path(_snapshot(text, revision, _META_PATTERNS + ["*.safetensors"]))
+    folder = Path(_snapshot(text, revision, _META_PATTERNS + ["*.safetensors"], flag))
     if not any(folder.glob("*.safetensors")):
-        folder = Path(_snapshot(text, revision, _META_PATTERNS + ["*.bin"]))
+        folder = Path(_snapshot(text, revision, _META_PATTERNS + ["*.bin"], flag))
     return folder
 
 
-def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> str:
+def _snapshot(repo_id: str, revision: str | None, patterns: list[str], flag: str = "--model") -> str:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -109,14 +112,14 @@ def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> str:
         raise ModelNotFoundError(f"{repo_id} has no revision {revision!r} on the Hugging Face Hub") from None
     except IncompleteSnapshotError:
         raise ModelNotFoundError(f"the cached copy of {repo_id} is incomplete and the hub is unreachable (offline); "
-                                 f"finish the download on a machine with network (huggingface-cli download {repo_id})"
-                                 ) from None
+                                 f"finish the download on a machine with network (hf download {repo_id}) or pass "
+                                 f"`{flag} DIR` with a local model folder") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        raise ModelNotFoundError(_offline_message(repo_id)) from None
+        raise ModelNotFoundError(_offline_message(repo_id, flag)) from None
     except HfHubHTTPError as err:
         raise ModelNotFoundError(f"the Hugging Face Hub refused {repo_id}: {str(err).splitlines()[0]}") from None
     except OSError:  # connection errors that huggingface_hub did not turn into LocalEntryNotFoundError
-        raise ModelNotFoundError(_offline_message(repo_id)) from None
+        raise ModelNotFoundError(_offline_message(repo_id, flag)) from None
 
 
 # ----------------------------------------------------------------------------- weights in

@@ -3,9 +3,12 @@
 A recipe is just tables, one per component: `[model]`, `[data]`, `[train]`, `[eval]`,
 `[bench]` ... Each table maps 1:1 onto a pydantic config that lives next to the code it
 configures. Precedence: the config's defaults < the recipe file < `key.sub=value`
-overrides on the command line. Unknown tables or keys and wrong types are errors that
-name the file and the key. The task (which tables exist) comes from the command that runs
-the recipe, or from the recipe's folder `recipes/<task>/` for `vsuite recipes validate`.
+overrides on the command line < the command's own flags (`--heads 4`). Unknown tables or keys
+and wrong types are errors that name where the bad value came from: the file (exit 3), the
+`key=value` override (exit 3), or the flag (a UsageError, exit 2). Flags arrive as typed values
+(`flags={"bench.heads": ("--heads", 4)}`), never as TOML text, so pydantic checks them once.
+The task (which tables exist) comes from the command that runs the recipe, or from the
+recipe's folder `recipes/<task>/` for `vsuite recipes validate`.
 """
 
 from __future__ import annotations
@@ -17,22 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeError
+from .errors import RecipeError, UsageError
+
+# "table.key" -> (flag as typed on the command line, its typed value), e.g. {"bench.heads": ("--heads", 4)}
+Flags = dict[str, tuple[str, Any]]
 
 # task -> {table: "module:ConfigClass"}; imported lazily so listing recipes stays fast.
 TASK_TABLES: dict[str, dict[str, str]] = {
     "bench-kernels": {"bench": "vsuite.bench.config:BenchConfig"},
-    "pretrain": {"model": "vsuite.tasks.pretrain:LMModelConfig", "data": "vsuite.data.text:TextDataConfig",
-                 "train": "vsuite.train.config:TrainConfig", "eval": "vsuite.tasks.pretrain:PretrainEvalConfig"},
-    "eval-lm": {"eval": "vsuite.tasks.eval_lm:EvalLMConfig"},
-    "finetune-classify": {"task": "vsuite.tasks.finetune:FinetuneTaskConfig",
-                          "model": "vsuite.tasks.finetune_classify:ClassifyModelConfig",
+    "pretrain": {"model": "vsuite.models.lm_config:LMModelConfig", "data": "vsuite.data.text:TextDataConfig",
+                 "train": "vsuite.train.config:TrainConfig", "eval": "vsuite.metrics.lm:PretrainEvalConfig"},
+    "eval-lm": {"eval": "vsuite.metrics.lm:EvalLMConfig"},
+    "finetune-classify": {"task": "vsuite.train.config:FinetuneTaskConfig",
+                          "model": "vsuite.models.video_classifier:ClassifyModelConfig",
                           "data": "vsuite.data.video_classification:VideoClassificationDataConfig",
                           "train": "vsuite.train.config:TrainConfig",
-                          "eval": "vsuite.tasks.finetune_classify:ClassifyEvalConfig"},
-    "finetune-caption": {"task": "vsuite.tasks.finetune:FinetuneTaskConfig",
-                         "model": "vsuite.tasks.finetune_caption:CaptionModelConfig",
-                         "data": "vsuite.tasks.finetune_caption:CaptionDataConfig",
+                          "eval": "vsuite.metrics.topk:ClassifyEvalConfig"},
+    "finetune-caption": {"task": "vsuite.train.config:FinetuneTaskConfig",
+                         "model": "vsuite.models.vlm_config:CaptionModelConfig",
+                         "data": "vsuite.data.vript:CaptionDataConfig",
                          "train": "vsuite.train.config:TrainConfig"},
 }
 
@@ -86,21 +92,78 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _override_key(item: str) -> tuple[list[str], str]:
+    key, sep, value = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise RecipeError(f"override {item!r} must look like table.key=value (e.g. train.lr=3e-4)")
+    return parts, value
+
+
+def _set_path(merged: dict, parts: list[str], value: Any, what: str) -> None:
+    node = merged
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"{what}: {part!r} is a value, not a table")
+    node[parts[-1]] = value
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Set `table.key.sub=value` items into a nested dict (a copy)."""
     merged = _deepcopy(raw)
     for item in overrides:
-        key, sep, value = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or len(parts) < 2 or not all(parts):
-            raise RecipeError(f"override {item!r} must look like table.key=value (e.g. train.lr=3e-4)")
-        node = merged
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise RecipeError(f"override {item!r}: {part!r} is a value, not a table")
-        node[parts[-1]] = parse_value(value.strip())
+        parts, value = _override_key(item)
+        _set_path(merged, parts, parse_value(value.strip()), f"override {item!r}")
     return merged
+
+
+def _show(value: Any) -> str:
+    """A flag's value as the user typed it (lists comma-joined, as --seq takes them)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+class _Origins:
+    """Where each value came from (file, `key=value` override, flag), to name it in an error."""
+
+    def __init__(self, source: str, overrides: list[str], flags: Flags, file_tables=()):
+        self.source, self.file_tables = source, set(file_tables)
+        self.overrides = [(tuple(_override_key(item)[0]), item) for item in overrides]
+        self.flags = [(tuple(key.split(".")), flag, value) for key, (flag, value) in flags.items()]
+
+    def of(self, path: tuple[str, ...]) -> tuple[str, str]:
+        """("flag" | "override" | "file", label) of the value at `path` (table, key, ...)."""
+        for fpath, flag, value in self.flags:  # flags are applied last: they win
+            if path[: len(fpath)] == fpath:
+                return "flag", f"{flag} {_show(value)}"
+        for opath, item in reversed(self.overrides):  # the last override of a key is the one in effect
+            if path[: len(opath)] == opath:
+                return "override", f"override {item!r}"
+        # an error on a table or a whole config (e.g. a cross-field check) that overrides or flags fed
+        inside = [f"override {item!r}" for opath, item in self.overrides if opath[: len(path)] == path]
+        inside += [f"{flag} {_show(value)}" for fpath, flag, value in self.flags if fpath[: len(path)] == path]
+        if inside and (len(path) == 1 and path[0] not in self.file_tables or self.source == "<defaults>"):
+            # a table only the command line filled: no file to blame
+            return ("flag" if all(i.startswith("-") for i in inside) else "override"), ", ".join(inside)
+        if inside:
+            return "file", f"{self.source} with {', '.join(inside)}"
+        return "file", self.source
+
+    def validation_error(self, table: str, err) -> Exception:
+        """A pydantic ValidationError -> UsageError naming the flag(s), else RecipeError naming file/override."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for e in err.errors():
+            loc = tuple(str(p) for p in e["loc"])
+            kind, label = self.of((table, *loc))
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+            text = msg if kind == "flag" else f"[{table}]{' ' + '.'.join(loc) if loc else ''}: {msg}"
+            groups.setdefault((kind, label), []).append(text)
+        flag_msgs = [f"{label}: {'; '.join(m)}" for (kind, label), m in groups.items() if kind == "flag"]
+        if flag_msgs:  # the flag's own value is wrong: a usage error, fixed on the command line
+            return UsageError("; ".join(flag_msgs))
+        return RecipeError("; ".join(f"{label}: {'; '.join(m)}" for (_, label), m in groups.items()))
 
 
 def _deepcopy(d: dict) -> dict:
@@ -115,6 +178,7 @@ class Recipe:
     tables: dict[str, Any]
     source: str = "<defaults>"
     overrides: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # e.g. ["--heads 4"], as given on the command line
 
     def __getattr__(self, name: str):
         tables = self.__dict__.get("tables", {})
@@ -134,6 +198,8 @@ class Recipe:
         header = f"# vsuite {self.task} recipe resolved from {self.source}"
         if self.overrides:
             header += f" with overrides {' '.join(self.overrides)}"
+        if self.flags:
+            header += f" and flags {' '.join(self.flags)}"
         return header + "\n" + tomli_w.dumps(self.to_dict())
 
     def write(self, path: Path) -> Path:
@@ -146,37 +212,47 @@ class Recipe:
         return path
 
 
-def _format_validation(where: str, table: str, err) -> str:
-    msgs = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        msgs.append(f"[{table}] {key}: {msg}")
-    return f"{where}: " + "; ".join(msgs)
+def _table_hint(task: str) -> str:
+    """What tables a recipe of `task` has, for errors about a file without them."""
+    if task in KIND_TASKS:
+        kinds = sorted(t[len(task) + 1:] for t in TASK_TABLES if t.startswith(task + "-"))
+        return f"a {task} recipe starts with a [task] table (kind = {' or '.join(repr(k) for k in kinds)})"
+    return f"a {task} recipe has the table(s) {', '.join(f'[{t}]' for t in TASK_TABLES.get(task, {}))}"
 
 
-def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: list[str] | None = None) -> Recipe:
-    """Validate a nested dict against the task's tables."""
+def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: list[str] | None = None,
+                 flags: Flags | None = None) -> Recipe:
+    """Validate a nested dict (+ overrides, + typed flag values) against the task's tables."""
     from pydantic import ValidationError
 
     overrides = list(overrides or [])
+    flags = dict(flags or {})
+    origins = _Origins(source, overrides, flags, raw)
+    loose = [k for k, v in raw.items() if not isinstance(v, dict)]
+    if loose:
+        raise RecipeError(f"{source}: {loose[0]!r} is outside any table; {_table_hint(task)} and "
+                          f"{loose[0]!r} belongs in one of them")
     raw = apply_overrides(raw, overrides)
+    for key, (flag, value) in flags.items():
+        _set_path(raw, key.split("."), value, flag)
     task = resolve_kind(task, raw, source)
     classes = task_tables(task)
     unknown = sorted(set(raw) - set(classes))
     if unknown:
-        raise RecipeError(f"{source}: unknown table(s) {', '.join(f'[{u}]' for u in unknown)} for task {task!r}; "
+        _, where = origins.of((unknown[0],))
+        raise RecipeError(f"{where}: unknown table(s) {', '.join(f'[{u}]' for u in unknown)} for task {task!r}; "
                           f"allowed: {', '.join(f'[{t}]' for t in classes)}")
     tables = {}
     for table, cls in classes.items():
         value = raw.get(table, {})
         if not isinstance(value, dict):
-            raise RecipeError(f"{source}: {table!r} must be a table [{table}], got a value")
+            _, where = origins.of((table,))
+            raise RecipeError(f"{where}: {table!r} must be a table [{table}], got a value")
         try:
             tables[table] = cls.model_validate(value)
         except ValidationError as err:
-            raise RecipeError(_format_validation(source, table, err)) from None
-    return Recipe(task, tables, source, overrides)
+            raise origins.validation_error(table, err) from None
+    return Recipe(task, tables, source, overrides, [f"{flag} {_show(v)}" for flag, v in flags.values()])
 
 
 def resolve_kind(task: str, raw: dict, source: str = "<defaults>") -> str:
@@ -194,18 +270,21 @@ def resolve_kind(task: str, raw: dict, source: str = "<defaults>") -> str:
     return f"{task}-{kind}"
 
 
-def load_recipe(ref: str | Path | None, task: str, overrides: list[str] | None = None) -> Recipe:
-    """Read a recipe file (or only defaults when `ref` is None) and apply overrides."""
+def load_recipe(ref: str | Path | None, task: str, overrides: list[str] | None = None,
+                flags: Flags | None = None) -> Recipe:
+    """Read a recipe file (or only defaults when `ref` is None), then apply overrides and typed flag values."""
     if ref is None:
-        return build_recipe(task, {}, "<defaults>", overrides)
+        return build_recipe(task, {}, "<defaults>", overrides, flags)
     path = find_recipe(str(ref))
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{path}: not valid TOML ({err})") from None
-    except OSError as err:
-        raise RecipeError(f"{path}: cannot read ({err.strerror})") from None
-    return build_recipe(task, raw, str(path), overrides)
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    if not raw:  # an empty (or comments-only) file is a mistake, not "all defaults"
+        raise RecipeError(f"{path}: no tables; {_table_hint(task)}")
+    return build_recipe(task, raw, str(path), overrides, flags)
 
 
 def task_of(path: Path) -> str:

@@ -13,6 +13,15 @@ the state over Dk and Dv keeps the register tile small and multiplies the number
 programs, so even B*H = 32 fills an H100's 132 SMs at D = 128.
 Pass 2, `_fwd_output_kernel`: one program per (Dv-tile, chunk, head), all independent.
 
+State windows. The per-chunk states are 4*H*Dk*Dv bytes per chunk (2 GiB at B1 H32 N64K
+D128), so the launchers walk the global chunk range in windows of W chunks (`StateWindows`):
+for each window, pass 1 writes only that window's states into a W-chunk buffer (reused by
+every window), pass 2 consumes them. The one sequence that crosses a window start resumes
+from a checkpoint: the state entering the window's first chunk, written by the previous
+window ([windows-1, H, Dk, Dv], kept for the backward, which walks the windows in reverse).
+W is picked from a byte budget (see `StateWindows.make`), so state memory stays bounded by
+max(256 MiB, (q+k+v bytes)/8) per buffer whatever the sequence length.
+
 Only exponents inside one chunk appear (0..C), never exp(+s t), so nothing overflows
 however long the sequence. Layout is head-first and contiguous: token t of head h in batch
 row b sits at row (b*H + h)*T + t of a [B*H*T, D] matrix. With cu_seqlens (B == 1) the
@@ -32,8 +41,18 @@ import torch
 import triton
 import triton.language as tl
 
+from .buffers import alloc
+
 CHUNK = 64  # tokens per chunk (the official kernel and fla use 64 too)
 TILE = 64  # max Dk / Dv tile; larger D loops over tiles (outputs) or splits programs (states)
+# Min Dk / Dv tile. tl.dot accepts 16, but compiled for sm_90 with 8 warps, dots with a 16-wide
+# side (Dk or Dv <= 16) died with "an illegal memory access" on an H200 (triton 3.6) although
+# the interpreter under `memcheck.guard_memory` finds every address in bounds: a code-generation
+# fault for tiles smaller than the warps (cf. triton-lang/triton#5125, pytorch/pytorch#95339).
+# Tiles of 32 and more (masked past D) are the ones that ran there, so small D pad to 32.
+MIN_TILE = 32
+STATE_BUDGET_MIN = 256 << 20  # bytes per window state buffer, at least (see StateWindows.make)
+STATE_BUDGET_QKV_DIV = 8  # ... or (q + k + v bytes) / 8, whichever is larger
 NUM_STAGES = 2  # fixed (no autotune: it needs a GPU driver and breaks the interpreter)
 
 
@@ -63,11 +82,19 @@ class KernelConfig:
 
     dk: int
     dv: int
-    bk: int  # Dk tile: power of two >= 16 (tl.dot needs >= 16), <= TILE; masked past dk
+    bk: int  # Dk tile: power of two in [MIN_TILE, TILE]; masked past dk
     bv: int
     chunk: int = CHUNK
     lowp: bool = False  # feed fp16/bf16 operands to tl.dot (GPU only; the interpreter can't)
     prec: str = "tf32x3"  # tl.dot input precision for fp32 operands
+    # Per-chunk states h, dh stored in bf16 (bf16 inputs on the GPU): every dot that reads them
+    # rounds them to bf16 anyway (`_dot_state`), so the results are the same bits and the state
+    # traffic and memory halve. Running states, checkpoints and carries stay fp32.
+    bf16_states: bool = False
+
+    @property
+    def state_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.bf16_states else torch.float32
 
     @property
     def num_warps(self) -> int:
@@ -87,10 +114,11 @@ class KernelConfig:
     @staticmethod
     def make(dk: int, dv: int, dtype: torch.dtype, chunk: int = CHUNK) -> "KernelConfig":
         def tile(d):
-            return min(TILE, max(16, triton.next_power_of_2(d)))
+            return min(TILE, max(MIN_TILE, triton.next_power_of_2(d)))
 
         lowp = dtype in (torch.float16, torch.bfloat16) and not interpreting()
-        return KernelConfig(dk, dv, tile(dk), tile(dv), chunk, lowp, fp32_dot_precision())
+        return KernelConfig(dk, dv, tile(dk), tile(dv), chunk, lowp, fp32_dot_precision(),
+                            bf16_states=lowp and dtype == torch.bfloat16)
 
 
 @dataclass
@@ -125,6 +153,53 @@ class ChunkTable:
         seq_ids = torch.arange(len(nts), device=cu.device, dtype=torch.int32)
         chunk_seq = torch.repeat_interleave(seq_ids, nts.long()).to(torch.int32)
         return ChunkTable(len(nts), n_chunks, cu, chunk_off, chunk_seq)
+
+
+@dataclass
+class StateWindows:
+    """Windows of `size` global chunks; per window (first chunk ga, end chunk gb, first
+    sequence n_lo, number of sequences n_count) to launch the state kernels over. The
+    sequence range may be a superset: the kernels skip sequences with no chunk in [ga, gb)
+    (empty sequences run once, at the window their chunk offset falls in)."""
+
+    size: int
+    ranges: list[tuple[int, int, int, int]]
+
+    @property
+    def count(self) -> int:
+        return len(self.ranges)
+
+    @staticmethod
+    def window_chunks(heads: int, dk: int, dv: int, qkv_bytes: int, n_chunks: int, window: int | None,
+                      state_bytes: int = 4) -> int:
+        """Chunks per window: the budget max(STATE_BUDGET_MIN, qkv_bytes / 8) over the bytes of one
+        chunk's states ([H, Dk, Dv] of `state_bytes` each), at least 1, at most all chunks."""
+        if window is None:
+            per_chunk = state_bytes * heads * dk * dv
+            budget = max(STATE_BUDGET_MIN, qkv_bytes // STATE_BUDGET_QKV_DIV)
+            window = max(1, budget // max(per_chunk, 1))
+        return max(1, min(int(window), n_chunks))
+
+    @staticmethod
+    def make(table: ChunkTable, heads: int, dk: int, dv: int, qkv_bytes: int,
+             window: int | None = None, state_bytes: int = 4) -> "StateWindows":
+        G, S = table.n_chunks, table.n_seqs
+        size = StateWindows.window_chunks(heads, dk, dv, qkv_bytes, G, window, state_bytes)
+        count = max(1, triton.cdiv(G, size))
+        seq_of = table.chunk_seq.tolist() if table.varlen and count > 1 else None  # one host sync
+        nt = G // S if S and not table.varlen else 0
+        ranges = []
+        for w in range(count):
+            ga, gb = w * size, min(G, (w + 1) * size)
+            if count == 1 or (not table.varlen and nt == 0):
+                lo, hi = 0, S - 1
+            elif not table.varlen:
+                lo, hi = ga // nt, (gb - 1) // nt
+            else:
+                lo = 0 if w == 0 else seq_of[ga - 1]
+                hi = S - 1 if gb == G else seq_of[gb]
+            ranges.append((ga, gb, lo, max(0, hi - lo + 1)))
+        return StateWindows(size, ranges)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,47 +282,69 @@ def _intra_decay(slope, C: tl.constexpr):
 
 
 @triton.jit
-def _fwd_state_kernel(
-    k, v, slopes, h0, h, ht, cu, chunk_off,
-    T, H,
-    DK: tl.constexpr, DV: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    USE_H0: tl.constexpr, STORE_HT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    LOWP: tl.constexpr, PREC: tl.constexpr,
-):
-    # grid (NK, NV, S*H). k [B*H*T, DK], v [B*H*T, DV]; h [G, H, DK, DV] fp32 (state
-    # entering each chunk); h0, ht [S, H, DK, DV].
-    i_k, i_v, i_nh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    i_n, i_h = i_nh // H, i_nh % H
+def _window_span(i_n, cu, chunk_off, T, ga, gb, C: tl.constexpr, IS_VARLEN: tl.constexpr):
+    """Sequence i_n within the window of global chunks [ga, gb): (batch row, first token, first
+    global chunk g0, local chunk range [c_lo, c_hi), active). Inactive: no chunk in the window
+    (an empty sequence is active in the window(s) its chunk offset falls in)."""
     row, bos, eos = _seq_bounds(i_n, cu, T, IS_VARLEN)
     g0 = _first_chunk(i_n, chunk_off, T, C, IS_VARLEN)
-    slope = tl.load(slopes + i_h).to(tl.float32)
+    nt = tl.cdiv(eos - bos, C)
+    c_lo = tl.maximum(ga - g0, 0)
+    c_hi = tl.minimum(gb - g0, nt)
+    active = (c_lo < c_hi) | ((nt == 0) & (g0 >= ga) & (g0 <= gb))
+    return row, bos, eos, g0, nt, c_lo, c_hi, active
 
-    o_k = i_k * BK + tl.arange(0, BK)
-    o_v = i_v * BV + tl.arange(0, BV)
-    j = tl.arange(0, C)
-    m_kv = (o_k[:, None] < DK) & (o_v[None, :] < DV)
-    tile = o_k[:, None] * DV + o_v[None, :]  # [BK, BV] offsets inside one state
-    tok0 = (row * H + i_h).to(tl.int64) * T + bos  # row of this sequence's first token
 
-    b_h = tl.zeros([BK, BV], dtype=tl.float32)
-    if USE_H0:
-        b_h += tl.load(h0 + i_nh.to(tl.int64) * DK * DV + tile, mask=m_kv, other=0.0).to(tl.float32)
+@triton.jit
+def _fwd_state_kernel(
+    k, v, slopes, h0, h, ht, ckpt, cu, chunk_off,
+    T, H, ga, gb, n_lo, w,
+    DK: tl.constexpr, DV: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    USE_H0: tl.constexpr, STORE_HT: tl.constexpr, STORE_CKPT: tl.constexpr, IS_VARLEN: tl.constexpr,
+    LOWP: tl.constexpr, PREC: tl.constexpr,
+):
+    # grid (NK, NV, n_count*H), one window [ga, gb) of global chunks. k [B*H*T, DK], v [B*H*T, DV];
+    # h [W, H, DK, DV] fp32 or bf16 (state entering each chunk of the window, index g - ga);
+    # h0, ht [S, H, DK, DV]; ckpt [windows-1, H, DK, DV]: ckpt[w-1] = state entering chunk ga of
+    # the sequence that crosses it (read here), ckpt[w] = state entering chunk gb (written here).
+    i_k, i_v, i_nh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_n, i_h = n_lo + i_nh // H, i_nh % H
+    row, bos, eos, g0, nt, c_lo, c_hi, active = _window_span(i_n, cu, chunk_off, T, ga, gb, C, IS_VARLEN)
+    if active:
+        slope = tl.load(slopes + i_h).to(tl.float32)
+        o_k = i_k * BK + tl.arange(0, BK)
+        o_v = i_v * BV + tl.arange(0, BV)
+        j = tl.arange(0, C)
+        m_kv = (o_k[:, None] < DK) & (o_v[None, :] < DV)
+        tile = o_k[:, None] * DV + o_v[None, :]  # [BK, BV] offsets inside one state
+        tok0 = (row * H + i_h).to(tl.int64) * T + bos  # row of this sequence's first token
+        seq_state = (i_n * H + i_h).to(tl.int64) * DK * DV
 
-    for c in range(0, tl.cdiv(eos - bos, C)):
-        tl.store(h + ((g0 + c).to(tl.int64) * H + i_h) * DK * DV + tile, b_h, mask=m_kv)
-        L = tl.minimum(C, eos - bos - c * C)
-        m_t = j < L
-        rows = tok0 + c * C + j
-        b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_t[None, :] & (o_k[:, None] < DK),
-                       other=0.0).to(tl.float32)  # [BK, C]
-        b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < DV),
-                      other=0.0).to(tl.float32)  # [C, BV]
-        k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
-        b_h = b_h * tl.exp(-slope * L.to(tl.float32)) + _dot(
-            b_kt, b_v * k_decay[:, None], LOWP, k.dtype.element_ty, PREC)
+        b_h = tl.zeros([BK, BV], dtype=tl.float32)
+        if g0 < ga:  # resumes from the previous window
+            b_h += tl.load(ckpt + ((w - 1) * H + i_h).to(tl.int64) * DK * DV + tile, mask=m_kv, other=0.0)
+        elif USE_H0:
+            b_h += tl.load(h0 + seq_state + tile, mask=m_kv, other=0.0).to(tl.float32)
 
-    if STORE_HT:
-        tl.store(ht + i_nh.to(tl.int64) * DK * DV + tile, b_h, mask=m_kv)
+        for c in range(c_lo, c_hi):
+            tl.store(h + ((g0 + c - ga).to(tl.int64) * H + i_h) * DK * DV + tile, b_h, mask=m_kv)
+            L = tl.minimum(C, eos - bos - c * C)
+            m_t = j < L
+            rows = tok0 + c * C + j
+            b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_t[None, :] & (o_k[:, None] < DK),
+                           other=0.0).to(tl.float32)  # [BK, C]
+            b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < DV),
+                          other=0.0).to(tl.float32)  # [C, BV]
+            k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
+            b_h = b_h * tl.exp(-slope * L.to(tl.float32)) + _dot(
+                b_kt, b_v * k_decay[:, None], LOWP, k.dtype.element_ty, PREC)
+
+        if g0 + nt > gb:  # continues in the next window
+            if STORE_CKPT:
+                tl.store(ckpt + (w * H + i_h).to(tl.int64) * DK * DV + tile, b_h, mask=m_kv)
+        else:
+            if STORE_HT:
+                tl.store(ht + seq_state + tile, b_h, mask=m_kv)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,13 +355,15 @@ def _fwd_state_kernel(
 @triton.jit
 def _fwd_output_kernel(
     q, k, v, slopes, h, o, cu, chunk_off, chunk_seq,
-    scale, T, H,
+    scale, T, H, ga,
     DK: tl.constexpr, DV: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     NK: tl.constexpr, IS_VARLEN: tl.constexpr, LOWP: tl.constexpr, PREC: tl.constexpr,
 ):
-    # grid (NV, G, H). O[:, v-tile] = scale * (((Q K^T) * M) V + (Q * q_decay) h_c), the Dk
-    # contractions accumulated over Dk tiles. q, k [B*H*T, DK]; v, o [B*H*T, DV].
-    i_v, g, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    # grid (NV, gb - ga, H): the chunks of one window. O[:, v-tile] = scale * (((Q K^T) * M) V +
+    # (Q * q_decay) h_c), the Dk contractions accumulated over Dk tiles. q, k [B*H*T, DK];
+    # v, o [B*H*T, DV]; h [W, H, DK, DV] (this window's states).
+    i_v, i_g, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    g = ga + i_g
     row, t0, L = _chunk_coords(g, cu, chunk_off, chunk_seq, T, C, IS_VARLEN)
     slope = tl.load(slopes + i_h).to(tl.float32)
     DT = q.dtype.element_ty
@@ -274,7 +373,7 @@ def _fwd_output_kernel(
     rows = (row * H + i_h).to(tl.int64) * T + t0 + j  # [C]
     o_v = i_v * BV + tl.arange(0, BV)
     m_v = o_v < DV
-    h_base = h + (g.to(tl.int64) * H + i_h) * DK * DV
+    h_base = h + (i_g.to(tl.int64) * H + i_h) * DK * DV
 
     b_s = tl.zeros([C, C], dtype=tl.float32)  # Q K^T
     b_o = tl.zeros([C, BV], dtype=tl.float32)  # Q h_c
@@ -304,38 +403,56 @@ def _fwd_output_kernel(
 # ----------------------------------------------------------------------------------------------
 
 
-def chunk_states(k, v, slopes, h0, table: ChunkTable, cfg: KernelConfig, store_final: bool):
-    """Pass 1. k [B,H,T,Dk], v [B,H,T,Dv] contiguous; slopes fp32 [H]; h0 [S,H,Dk,Dv] or None.
-
-    Returns (h [G,H,Dk,Dv] fp32 states entering each chunk, final state [S,H,Dk,Dv] fp32 or None).
-    """
+def run_states(k, v, slopes, h0, h, ht, ckpt, table: ChunkTable, cfg: KernelConfig, win, w: int,
+               store_ckpt: bool) -> None:
+    """Pass 1 over window w: fills h[0 : gb-ga] (and ht, ckpt[w] where sequences end / go on).
+    k [B,H,T,Dk], v [B,H,T,Dv] contiguous; slopes fp32 [H]; h0 [S,H,Dk,Dv] or None."""
     _, H, T, _ = k.shape
-    h = k.new_empty(table.n_chunks, H, cfg.dk, cfg.dv, dtype=torch.float32)
-    ht = k.new_empty(table.n_seqs, H, cfg.dk, cfg.dv, dtype=torch.float32) if store_final else None
-    if table.n_seqs * H == 0:
-        return h, ht
-    grid = (cfg.nk, cfg.nv, table.n_seqs * H)
-    _fwd_state_kernel[grid](
-        k, v, slopes, h0, h, ht, table.cu, table.chunk_off, T, H,
+    ga, gb, n_lo, n_count = win.ranges[w]
+    if n_count * H == 0:
+        return
+    _fwd_state_kernel[(cfg.nk, cfg.nv, n_count * H)](
+        k, v, slopes, h0, h, ht, ckpt, table.cu, table.chunk_off, T, H, ga, gb, n_lo, w,
         DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv,
-        USE_H0=h0 is not None, STORE_HT=store_final, IS_VARLEN=table.varlen,
+        USE_H0=h0 is not None, STORE_HT=ht is not None, STORE_CKPT=store_ckpt, IS_VARLEN=table.varlen,
         LOWP=cfg.lowp, PREC=cfg.prec, num_warps=cfg.num_warps, num_stages=NUM_STAGES,
     )
-    return h, ht
 
 
-def chunk_outputs(q, k, v, slopes, h, scale: float, table: ChunkTable, cfg: KernelConfig):
-    """Pass 2. Returns o [B,H,T,Dv] in q's dtype."""
+def run_outputs(q, k, v, slopes, h, o, scale: float, table: ChunkTable, cfg: KernelConfig, win, w: int) -> None:
+    """Pass 2 over window w: o rows of chunks [ga, gb), from this window's states h."""
     _, H, T, _ = q.shape
-    o = torch.empty_like(v, dtype=q.dtype)
-    if table.n_chunks * H == 0:
-        return o
-    grid = (cfg.nv, table.n_chunks, H)
-    _fwd_output_kernel[grid](
-        q, k, v, slopes, h, o, table.cu, table.chunk_off, table.chunk_seq, float(scale), T, H,
+    ga, gb, _, _ = win.ranges[w]
+    if (gb - ga) * H == 0:
+        return
+    _fwd_output_kernel[(cfg.nv, gb - ga, H)](
+        q, k, v, slopes, h, o, table.cu, table.chunk_off, table.chunk_seq, float(scale), T, H, ga,
         DK=cfg.dk, DV=cfg.dv, C=cfg.chunk, BK=cfg.bk, BV=cfg.bv, NK=cfg.nk,
         IS_VARLEN=table.varlen, LOWP=cfg.lowp, PREC=cfg.prec,
         num_warps=cfg.num_warps, num_stages=NUM_STAGES,
     )
-    return o
 
+
+def state_buffer(like, win, cfg: KernelConfig, tag: str) -> torch.Tensor:
+    """[W, H, Dk, Dv] scratch (fp32, or bf16 see KernelConfig) for one window's per-chunk states
+    (or state gradients)."""
+    return alloc((win.size, like.shape[1], cfg.dk, cfg.dv), cfg.state_dtype, like.device, role="scratch", tag=tag)
+
+
+def lightning_forward(q, k, v, slopes, h0, scale: float, table: ChunkTable, cfg: KernelConfig, win,
+                      store_final: bool):
+    """Both passes, window by window. q, k [B,H,T,Dk], v [B,H,T,Dv] contiguous.
+
+    Returns (o [B,H,T,Dv] in q's dtype, final state [S,H,Dk,Dv] fp32 or None,
+    checkpoints [windows-1, H, Dk, Dv] fp32 for the backward).
+    """
+    H = q.shape[1]
+    o = alloc(v.shape, q.dtype, q.device, role="out", tag="o")
+    ht = alloc((table.n_seqs, H, cfg.dk, cfg.dv), torch.float32, q.device, role="out",
+               tag="final_state") if store_final else None
+    ckpt = alloc((win.count - 1, H, cfg.dk, cfg.dv), torch.float32, q.device, role="scratch", tag="checkpoints")
+    h = state_buffer(q, win, cfg, "h")
+    for w in range(win.count):
+        run_states(k, v, slopes, h0, h, ht, ckpt, table, cfg, win, w, store_ckpt=True)
+        run_outputs(q, k, v, slopes, h, o, scale, table, cfg, win, w)
+    return o, ht, ckpt

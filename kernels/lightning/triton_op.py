@@ -1,9 +1,12 @@
 """Triton Lightning Attention with autograd: `lightning_attn_triton`.
 
-Forward (triton_fwd.py): chunk states h_c, then all chunks' outputs in parallel.
-Backward (triton_bwd.py): recompute h_c, reverse pass for the state gradients dh_c (seeded
-with the upstream gradient of the final state), then dq, dk, dv in parallel over chunks.
+Forward (triton_fwd.py): per state window, the window's chunk states h_c, then its chunks'
+outputs in parallel. Backward (triton_bwd.py): per window in reverse, recompute h_c from the
+window's checkpoint, a reverse pass for the state gradients dh_c (seeded with the upstream
+gradient of the final state), then dq, dk, dv in parallel over the window's chunks.
 Gradients flow to q, k, v and initial_state; slopes and cu_seqlens get none.
+`lightning_workspace_bytes` gives the scratch memory of any shape (tested against the
+buffers the launchers actually allocate).
 """
 
 from __future__ import annotations
@@ -11,48 +14,48 @@ from __future__ import annotations
 import torch
 
 from .inputs import check_inputs, slopes_or_zeros
-from .triton_bwd import chunk_dstates, chunk_grads
-from .triton_fwd import CHUNK, ChunkTable, KernelConfig, chunk_outputs, chunk_states
+from .triton_bwd import lightning_backward
+from .triton_fwd import CHUNK, ChunkTable, KernelConfig, StateWindows, lightning_forward
 
 _SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 
 
 class LightningAttnTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, slopes, initial_state, scale, output_final_state, table, cfg):
+    def forward(ctx, q, k, v, slopes, initial_state, scale, output_final_state, table, cfg, win):
         # q, k [B,H,T,Dk], v [B,H,T,Dv] contiguous; slopes fp32 [H]; initial_state [S,H,Dk,Dv] or None
         h0 = initial_state.contiguous() if initial_state is not None else None
-        h, ht = chunk_states(k, v, slopes, h0, table, cfg, output_final_state)
-        o = chunk_outputs(q, k, v, slopes, h, scale, table, cfg)
-        ctx.save_for_backward(q, k, v, slopes, h0)  # h is recomputed: no O(T * Dk * Dv / C) activation
-        ctx.scale, ctx.table, ctx.cfg = scale, table, cfg
+        o, ht, ckpt = lightning_forward(q, k, v, slopes, h0, scale, table, cfg, win, output_final_state)
+        # Saved: the inputs and one state per window (ckpt); the per-chunk states are recomputed
+        # window by window in the backward, so no O(T * Dk * Dv / C) activation is kept.
+        ctx.save_for_backward(q, k, v, slopes, h0, ckpt)
+        ctx.scale, ctx.table, ctx.cfg, ctx.win = scale, table, cfg, win
         ctx.h0_dtype = None if initial_state is None else initial_state.dtype
         ctx.set_materialize_grads(False)  # an unused final state arrives as None, not zeros
         return o, ht
 
     @staticmethod
     def backward(ctx, do, dht):
-        q, k, v, slopes, h0 = ctx.saved_tensors
-        table, cfg, scale = ctx.table, ctx.cfg, ctx.scale
+        q, k, v, slopes, h0, ckpt = ctx.saved_tensors
         do = torch.zeros_like(v) if do is None else do.contiguous().to(q.dtype)
         dht = None if dht is None else dht.contiguous()
-        h, _ = chunk_states(k, v, slopes, h0, table, cfg, store_final=False)
         want_dh0 = h0 is not None and ctx.needs_input_grad[4]
-        dh, dh0 = chunk_dstates(q, do, slopes, dht, scale, table, cfg, want_dh0=want_dh0)
-        dq, dk, dv = chunk_grads(q, k, v, do, slopes, h, dh, scale, table, cfg)
+        dq, dk, dv, dh0 = lightning_backward(q, k, v, do, slopes, h0, dht, ckpt, ctx.scale, ctx.table, ctx.cfg,
+                                             ctx.win, want_dh0)
         if dh0 is not None:
             dh0 = dh0.to(ctx.h0_dtype)
-        return dq, dk, dv, None, dh0, None, None, None, None
+        return dq, dk, dv, None, dh0, None, None, None, None, None
 
 
 def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None,
-                          output_final_state=False, cu_seqlens=None, chunk_size=CHUNK):
+                          output_final_state=False, cu_seqlens=None, chunk_size=CHUNK, state_window=None):
     """Causal Lightning Attention on Triton; same contract as `lightning_attn` (see naive.py).
 
     q, k [B,H,N,Dk], v [B,H,N,Dv] (fp32/fp16/bf16, Dk, Dv in 1..256); slopes [H] or None;
     initial_state [B or S,H,Dk,Dv]; cu_seqlens int [S+1] with B == 1.
     Returns (o [B,H,N,Dv] in q's dtype, fp32 final state [B or S,H,Dk,Dv] or None).
-    chunk_size must be a power of two >= 16 (64 is the tuned default).
+    chunk_size must be a power of two >= 16 (64 is the tuned default). state_window: chunks
+    per state window (None: from the memory budget, see `lightning_workspace_bytes`).
     """
     shape = check_inputs(q, k, v, slopes, initial_state, cu_seqlens)
     if q.dtype not in _SUPPORTED:
@@ -61,8 +64,46 @@ def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None
         raise ValueError(f"chunk_size must be a power of two >= 16, got {chunk_size}")
     s = slopes_or_zeros(slopes, shape.heads, q.device).detach().contiguous()  # no grad for slopes
     cfg = KernelConfig.make(shape.dk, shape.dv, q.dtype, chunk_size)
+    if state_window is not None and int(state_window) < 1:
+        raise ValueError(f"state_window must be a positive number of chunks, got {state_window}")
     table = ChunkTable.make(q.shape[0], shape.seq, None if cu_seqlens is None else cu_seqlens.to(q.device), chunk_size)
+    qkv_bytes = (q.numel() + k.numel() + v.numel()) * q.element_size()
+    win = StateWindows.make(table, shape.heads, shape.dk, shape.dv, qkv_bytes, state_window,
+                            cfg.state_dtype.itemsize)
     return LightningAttnTriton.apply(
         q.contiguous(), k.contiguous(), v.contiguous(), s, initial_state, float(scale),
-        bool(output_final_state), table, cfg,
+        bool(output_final_state), table, cfg, win,
     )
+
+
+def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int, dtype=torch.bfloat16,
+                              mode: str = "fwdbwd", *, seq_lens=None, chunk_size: int = CHUNK,
+                              state_window: int | None = None, device: str = "cuda") -> int:
+    """Bytes of scratch memory the Triton kernels allocate for one call (outputs o, final state,
+    dq, dk, dv and d(initial state) not counted; nor q, k, v, dO).
+
+    mode "fwd": the forward (window state buffer h, checkpoints [windows-1, H, Dk, Dv], the
+    latter kept for the backward). "bwd": the backward (h and dh window buffers, a two-slot
+    state-gradient carry). "fwdbwd": both added, an upper bound of the extra peak of a training
+    step (the forward's h is freed before the backward starts). seq_lens: the packed sequence
+    lengths with cu_seqlens (batch must be 1). device "cuda": the compiled kernels, which keep
+    the per-chunk states of bf16 inputs in bf16; "cpu": the interpreter (all states fp32).
+    Checkpoints and carries are fp32. The window size follows the budget max(256 MiB,
+    (q+k+v bytes) / 8) per state buffer.
+    """
+    if mode not in ("fwd", "bwd", "fwdbwd"):
+        raise ValueError(f"mode must be fwd, bwd or fwdbwd, got {mode!r}")
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if seq_lens is None:
+        n_chunks = batch * -(-seq // chunk_size)
+    else:
+        n_chunks = sum(-(-int(n) // chunk_size) for n in seq_lens)
+    qkv_bytes = batch * heads * seq * (2 * dk + dv) * itemsize
+    chunk_bytes = 2 if (dtype == torch.bfloat16 and str(device).startswith("cuda")) else 4
+    size = StateWindows.window_chunks(heads, dk, dv, qkv_bytes, n_chunks, state_window, chunk_bytes)
+    windows = max(1, -(-n_chunks // size))
+    state = 4 * heads * dk * dv  # one fp32 [H, Dk, Dv] state (checkpoints, carries)
+    per_chunk = chunk_bytes * heads * dk * dv  # one chunk's entry in a window buffer
+    fwd = size * per_chunk + (windows - 1) * state
+    bwd = 2 * size * per_chunk + (2 * state if windows > 1 else 0)
+    return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}[mode]

@@ -115,3 +115,23 @@ def test_describe_cpu_without_probes():
     assert info["peak_flops"] is None
     line = header(info)
     assert info["cpu_name"] in line and "threads" in line and "torch" in line and "triton" in line and "CUDA" in line
+
+
+def test_measure_announces_and_separates_the_first_call():
+    events = []
+    delays = iter([0.2, 0.002, 0.002, 0.002])
+
+    def call():
+        events.append("call")
+        time.sleep(next(delays))
+
+    t = measure.measure(call, torch.device("cpu"), warmup=1, repeats=3, memory=False,
+                        announce=lambda: events.append("announce"))
+    assert events == ["announce", "call", "call", "call", "call"]
+    assert t.first_call_s >= 0.2 and max(t.times_ms) < 100 and len(t.times_ms) == 3
+
+
+def test_probe_copy_bandwidth_on_cpu():
+    from vsuite.bench.machine import probe_copy_bandwidth
+
+    assert probe_copy_bandwidth(4 << 20, tries=2, device="cpu") > 1e6

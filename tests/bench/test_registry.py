@@ -113,10 +113,61 @@ def test_workload_runs_each_mode(mode):
         assert q.grad is not None and q.grad.shape == q.shape
 
 
+def test_impls_are_keyword_built_and_carry_forward_and_reference():
+    import dataclasses
+
+    impl = registry.get("linear-naive")
+    assert dataclasses.fields(impl)[0].kw_only  # Impl(name=..., op=..., ...) only
+    assert impl.kind == "reference" and impl.quadratic and not registry.get("lightning-torch").quadratic
+    assert registry.get("toeplitz-fft").complexity == "n log n" and not registry.get("toeplitz-fft").quadratic
+    for name in registry.names():
+        got = registry.get(name)
+        assert callable(got.forward) and callable(got.reference) and callable(got.make_inputs), name
+        assert got.reference_name, name
+    assert "recurrence" in impl.reference_name and "lag" in registry.get("toeplitz-dense").reference_name
+
+
+def test_decay_recurrence_by_hand():
+    # one head, D=1, N=3, decay lam = exp(-s) = 0.5: o_t = q_t * sum_{u<=t} lam^(t-u) k_u v_u
+    q = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).view(1, 1, 3, 1)
+    k = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64).view(1, 1, 3, 1)
+    v = torch.tensor([2.0, 3.0, 1.0], dtype=torch.float64).view(1, 1, 3, 1)
+    slopes = torch.tensor([math.log(2.0)], dtype=torch.float64)
+    o = registry.decay_recurrence(q, k, v, slopes).flatten().tolist()
+    # S_0 = 2; S_1 = 0.5*2 - 3 = -2; S_2 = 0.5*(-2) + 2 = 1  ->  o = [1*2, 2*(-2), 3*1]
+    assert o == pytest.approx([2.0, -4.0, 3.0])
+    # two value channels and a 2-dim key: S is an outer-product sum, o_t = q_t S_t
+    q2 = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64).view(1, 1, 2, 2)
+    k2 = torch.tensor([[1.0, 2.0], [3.0, 0.0]], dtype=torch.float64).view(1, 1, 2, 2)
+    v2 = torch.tensor([[1.0, -1.0], [2.0, 5.0]], dtype=torch.float64).view(1, 1, 2, 2)
+    got = registry.decay_recurrence(q2, k2, v2, torch.zeros(1, dtype=torch.float64))[0, 0]
+    # S_0 = k0^T v0 = [[1, -1], [2, -2]]; o_0 = [1, 0] S_0 = [1, -1]
+    # S_1 = S_0 + k1^T v1 = [[1+6, -1+15], [2, -2]]; o_1 = [0, 1] S_1 = [2, -2]
+    assert got.tolist() == [[1.0, -1.0], [2.0, -2.0]]
+
+
+def test_toeplitz_by_lags_by_hand():
+    # one channel, N=3, coeffs t = [1, 10, 100] (lags 0, 1, 2), x = [1, 2, 3]:
+    # o_0 = 1*1; o_1 = 1*2 + 10*1; o_2 = 1*3 + 10*2 + 100*1
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64).view(1, 1, 3, 1)
+    t = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64).view(1, 3, 1)
+    assert registry.causal_toeplitz_by_lags(x, t).flatten().tolist() == [1.0, 12.0, 123.0]
+
+
+def test_softmax_reference_by_hand():
+    # N=2, D=1, q = [1, 1], k = [0, ln 3]: token 0 sees only itself (causal mask)
+    q = torch.tensor([1.0, 1.0], dtype=torch.float64).view(1, 1, 2, 1)
+    k = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64).view(1, 1, 2, 1)
+    v = torch.tensor([4.0, 8.0], dtype=torch.float64).view(1, 1, 2, 1)
+    # token 1: weights exp(0) : exp(ln 3) = 1 : 3 -> (4 + 24) / 4 = 7
+    assert registry.softmax_reference(q, k, v).flatten().tolist() == pytest.approx([4.0, 7.0])
+
+
 @pytest.mark.parametrize("name", ["lightning-torch", "linear-naive", "sdpa", "toeplitz-fft", "toeplitz-dense"])
 def test_checks_pass_in_fp32(name):
     impl = registry.get(name)
     assert impl.availability("cpu") is None  # every one of these runs on a CPU
+    assert impl.forward is not impl.reference
     err = impl.check(torch.float32, "cpu", "fwd", 32)
     assert err < impl.tolerance(torch.float32)
 
@@ -126,14 +177,39 @@ def test_check_covers_gradients_and_low_precision():
     assert impl.check(torch.float32, "cpu", "fwdbwd", 16) < 1e-3
     assert impl.check(torch.bfloat16, "cpu", "fwd", 16) < impl.tolerance(torch.bfloat16)
     assert registry.get("sdpa").check(torch.float32, "cpu", "bwd", 16) < 1e-3
+    assert registry.get("toeplitz-dense").check(torch.float32, "cpu", "bwd", 16) < 1e-3
 
 
-def test_check_detects_a_wrong_kernel(monkeypatch):
-    real = registry._forward_for
+def wrong(impl, factor=1.01, shift=False):
+    """The impl with its forward scaled (or its output shifted by one position: a causality bug)."""
+    import dataclasses
 
-    def wrong(name, heads, device):
-        fwd, tm = real(name, heads, device)
-        return (lambda *a: fwd(*a) * 1.01), tm
+    def make(heads, device):
+        fwd = impl.forward(heads, device)
+        if shift:
+            return lambda *a: torch.roll(fwd(*a), 1, dims=2)
+        return lambda *a: fwd(*a) * factor
 
-    monkeypatch.setattr(registry, "_forward_for", wrong)
-    assert registry.get("lightning-torch").check(torch.float32, "cpu", "fwd", 16) > 5e-3
+    return dataclasses.replace(impl, forward=make)
+
+
+@pytest.mark.parametrize("name", ["lightning-torch", "linear-naive", "toeplitz-dense", "toeplitz-fft"])
+def test_check_detects_a_wrong_kernel(name):
+    impl = registry.get(name)
+    assert wrong(impl).check(torch.float32, "cpu", "fwd", 16) > 5e-3
+    assert wrong(impl, shift=True).check(torch.float32, "cpu", "fwd", 16) > 0.1
+
+
+def test_linear_naive_check_sees_a_wrong_decay(monkeypatch):
+    # the reference is the recurrence, not the naive kernel: slopes off by 10% must fail the check
+    import dataclasses
+
+    impl = registry.get("linear-naive")
+
+    def make(heads, device):
+        from vsuite_kernels.lightning import lightning_attn
+
+        slopes = registry._slopes(heads, device) * 1.1
+        return lambda q, k, v: lightning_attn(q, k, v, slopes, scale=1.0, impl="naive")[0]
+
+    assert dataclasses.replace(impl, forward=make).check(torch.float32, "cpu", "fwd", 16) > 1e-3

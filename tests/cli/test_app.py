@@ -1,7 +1,6 @@
 """The CLI shell: version, help without torch, completions, error contract."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,8 @@ import pytest
 from helpers import assert_one_line_error, run_vsuite
 
 ROOT = Path(__file__).resolve().parents[2]
-VSUITE = shutil.which("vsuite") or "vsuite"  # the installed console script
+# this interpreter's vsuite, not whatever `vsuite` is first on PATH (an unactivated venv, another install)
+VSUITE = [sys.executable, "-m", "vsuite"]
 
 
 def test_version():
@@ -32,14 +32,14 @@ def test_help_does_not_import_torch():
 def test_completions_are_current(shell):
     """completions/ must be what the current app generates (regenerate: see README)."""
     env = {**os.environ, "_VSUITE_COMPLETE": f"source_{shell}"}
-    generated = subprocess.run([VSUITE], capture_output=True, text=True, env=env).stdout
+    generated = subprocess.run(VSUITE, capture_output=True, text=True, env=env).stdout
     shipped = (ROOT / "completions" / f"vsuite.{shell}").read_text()
     assert generated == shipped, f"completions/vsuite.{shell} is stale: regenerate it (README, 'Shell completion')"
 
 
 def test_completion_suggests_commands():
     env = {**os.environ, "_VSUITE_COMPLETE": "complete_bash", "COMP_WORDS": "vsuite be", "COMP_CWORD": "1"}
-    out = subprocess.run([VSUITE], capture_output=True, text=True, env=env)
+    out = subprocess.run(VSUITE, capture_output=True, text=True, env=env)
     assert "bench-kernels" in out.stdout
 
 
@@ -83,3 +83,28 @@ def test_vsuite_errors_map_to_exit_codes(capsys):
 def test_bad_seq_is_one_line_usage_error():
     assert_one_line_error(run_vsuite("bench-kernels", "--seq", "-5"), 2)
     assert_one_line_error(run_vsuite("bench-kernels", "--seq", "abc"), 2)
+
+
+@pytest.mark.parametrize("argv", [["--debug", "needs-gpu"], ["needs-gpu", "--debug"]])
+def test_debug_is_accepted_before_and_after_the_command(argv):
+    """The error text says "rerun with --debug": that must work wherever the user puts it."""
+    from vsuite import cli
+    from vsuite.errors import DeviceError
+
+    @cli.app.command("needs-gpu", hidden=True)
+    def needs_gpu():
+        raise DeviceError("no GPU")
+
+    try:
+        with pytest.raises(DeviceError, match="no GPU"):  # --debug: the exception (and traceback) comes through
+            cli.run(argv)
+        assert cli.run(["needs-gpu"]) == 6
+        assert cli.run(["needs-gpu", "--", "--debug"]) == 2  # after `--` it is an argument, not the option
+    finally:
+        cli.app.registered_commands[:] = [c for c in cli.app.registered_commands if c.name != "needs-gpu"]
+
+
+def test_debug_after_the_command_in_a_real_process():
+    r = run_vsuite("bench-kernels", "--heads", "0", "--debug")
+    assert r.code == 1 and "Traceback" in r.stderr and "UsageError: --heads 0" in r.stderr
+    assert_one_line_error(run_vsuite("bench-kernels", "--heads", "0"), 2)

@@ -174,17 +174,19 @@ from triton.compiler import ASTSource
 from vsuite_kernels.lightning import triton_bwd, triton_fwd
 
 KERNELS = [
-    (triton_fwd._fwd_state_kernel, dict(USE_H0=True, STORE_HT=True)),
+    (triton_fwd._fwd_state_kernel, dict(USE_H0=True, STORE_HT=True, STORE_CKPT=True)),
     (triton_fwd._fwd_output_kernel, dict(NK=None)),
     (triton_bwd._bwd_dstate_kernel, dict(USE_DHT=True, STORE_DH0=True)),
     (triton_bwd._bwd_dqk_kernel, dict(NV=None)),
     (triton_bwd._bwd_dv_kernel, dict(NK=None)),
 ]
-SCALARS = dict(T="i32", H="i32", scale="fp32")
-STATES = ("slopes", "h0", "h", "ht", "dh", "dht", "dh0")
+SCALARS = dict(T="i32", H="i32", scale="fp32", ga="i32", gb="i32", n_lo="i32", w="i32")
+STATES = ("slopes", "h0", "h", "ht", "ckpt", "dh", "dht", "dh0", "dcarry")
 for dtype, torch_name, dk, dv, varlen, prec in [("bf16", "bfloat16", 128, 128, False, "tf32x3"),
                                                 ("fp16", "float16", 200, 48, True, "tf32x3"),
-                                                ("fp32", "float32", 96, 256, True, "tf32")]:
+                                                ("fp32", "float32", 96, 256, True, "tf32"),
+                                                ("bf16", "bfloat16", 8, 3, False, "tf32x3"),
+                                                ("fp32", "float32", 16, 16, True, "tf32x3")]:
     import torch
     cfg = triton_fwd.KernelConfig.make(dk, dv, getattr(torch, torch_name))
     cfg = triton_fwd.KernelConfig(dk, dv, cfg.bk, cfg.bv, cfg.chunk, dtype != "fp32", prec)
@@ -196,7 +198,8 @@ for dtype, torch_name, dk, dv, varlen, prec in [("bf16", "bfloat16", 128, 128, F
             consts.update(cu=None, chunk_off=None, chunk_seq=None)
         consts = {n: v for n, v in consts.items() if n in fn.arg_names}
         sig = {n: "constexpr" if n in consts else SCALARS.get(n) or
-               ("*fp32" if n in STATES else "*i32" if n in ("cu", "chunk_off", "chunk_seq") else "*" + dtype)
+               ("*bf16" if n in ("h", "dh") and dtype == "bf16" else "*fp32" if n in STATES
+                else "*i32" if n in ("cu", "chunk_off", "chunk_seq") else "*" + dtype)
                for n in fn.arg_names}
         triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
                        options=dict(num_warps=cfg.num_warps, num_stages=2))
@@ -206,7 +209,7 @@ print("compiled")
 
 def test_kernels_compile_for_sm90():
     """Ahead-of-time compile (no GPU needed: triton ships ptxas) of every kernel for sm_90, with
-    fp16/bf16 tensor-core operands, both dot precisions, varlen on and off."""
+    fp16/bf16 tensor-core operands, both dot precisions, varlen on and off, small head dims."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, "-c", _AOT_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     if r.returncode != 0 and ("ptxas" in r.stderr and "not found" in r.stderr.lower()):

@@ -201,7 +201,9 @@ def test_config_checks():
     with pytest.raises(ValueError, match="divisible"):
         LvtConfig(hidden_size=100, num_attention_heads=8)
     with pytest.raises(ValueError, match="spatial_shift_size"):
-        LvtConfig(spatial_shift_size=3)
+        LvtConfig(spatial_shift_size=0)
+    with pytest.raises(ValueError, match="too small for a spatial shift of size 4"):
+        LvtConfig(hidden_size=128, num_attention_heads=8, spatial_shift_size=4)  # fold 128 // 160 = 0
 
 
 def test_auto_class_round_trip(tmp_path):

@@ -24,9 +24,17 @@ def test_generate_batch_and_training_batch(fixture, request):
     vlm = VideoLM.load(str(request.getfixturevalue(fixture)), device="cpu")
     out = vlm.generate(_items(), max_new_tokens=8)
     assert len(out) == 2 and all(isinstance(t, str) for t in out)
-    batch = vlm.training_batch(_items(), ["a red scene", "blue"])
-    labels = batch["labels"]
-    assert (labels != -100).sum() > 0 and (labels[:, :5] == -100).all()  # prompt tokens are not scored
+    answers = ["a red scene", "blue"]
+    batch = vlm.training_batch(_items(), answers)
+    labels, ids = batch["labels"], batch["input_ids"]
+    for row, answer in enumerate(answers):
+        end = int(batch["attention_mask"][row].sum())  # right padding: the real tokens come first
+        # where the answer starts, found from the text: the last token from which the decoded tail holds it
+        start = max(q for q in range(end) if answer in vlm.tokenizer.decode(ids[row, q:end]))
+        assert answer not in vlm.tokenizer.decode(ids[row, :start])
+        assert (labels[row, :start] == -100).all(), "every prompt token (system, frames, question) is masked"
+        assert (labels[row, start:end] == ids[row, start:end]).all(), "the answer and its end-of-turn are scored"
+        assert (labels[row, end:] == -100).all(), "padding is masked"
     loss = vlm.model(**batch).loss
     assert torch.isfinite(loss)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -16,9 +17,10 @@ from vsuite.tasks import bench_kernels as task
 ENV = {**{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}, "HF_HUB_OFFLINE": "1"}
 
 
-def vsuite(*args, cwd=None):
-    return subprocess.run(["vsuite", *args],
-                          capture_output=True, text=True, env=ENV, cwd=cwd, timeout=120)
+def vsuite(*args, cwd=None, env=None):
+    """This interpreter's vsuite (not whatever `vsuite` is first on PATH)."""
+    return subprocess.run([sys.executable, "-m", "vsuite", *args],
+                          capture_output=True, text=True, env={**ENV, **(env or {})}, cwd=cwd, timeout=120)
 
 
 def test_tiny_real_run_writes_json_and_png(tmp_path):
@@ -82,13 +84,15 @@ def test_json_dash_keeps_stdout_pure_json(capsys):
 def test_failed_check_fails_the_row(monkeypatch, capsys):
     from vsuite.bench import registry
 
-    real = registry._forward_for
+    import dataclasses
 
-    def wrong(name, heads, device):
-        fwd, tm = real(name, heads, device)
-        return ((lambda *a: fwd(*a) * 2) if name == "lightning-torch" else fwd), tm
+    impl = registry.get("lightning-torch")
 
-    monkeypatch.setattr(registry, "_forward_for", wrong)
+    def wrong(heads, device):
+        fwd = impl.forward(heads, device)
+        return lambda *a: fwd(*a) * 2
+
+    monkeypatch.setitem(registry.REGISTRY, "lightning-torch", dataclasses.replace(impl, forward=wrong))
     cfg = BenchConfig(seq=[32], heads=1, dim=8, impl=["lightning-torch"], repeats=1, baseline="lightning-torch")
     doc = task.run(cfg)
     (rec,) = doc["results"]
@@ -127,7 +131,8 @@ def test_list_implementations(capsys):
     (["--seq", "-5"], 2),
     (["--seq", "64", "--impl", "no-such-kernel"], 2),
     (["--seq", "64", "--device", "cuda"], 6),
-    (["--seq", "64", "--dtype", "float8"], 3),
+    (["--seq", "64", "--dtype", "float8"], 2),
+    (["--seq", "64", "--heads", "0"], 2),
 ])
 def test_bad_arguments_exit_codes(tmp_path, args, code):
     import torch
@@ -141,3 +146,29 @@ def test_bad_arguments_exit_codes(tmp_path, args, code):
     assert len(lines) == 1 and lines[0].startswith("Error:"), r.stderr
     assert "Traceback" not in r.stderr
     assert not out_json.exists() and r.stdout == ""
+    if code == 2 and args[-2].startswith("--"):
+        assert args[-2] in lines[0] and "<defaults>" not in lines[0]  # names the flag, not the recipe
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_table_keeps_implementation_names_whole_on_narrow_terminals(tmp_path, columns):
+    """Rich used to fold `lightning-torch` into `lightni`/`ng-tor`/`ch` at <= 120 columns."""
+    from vsuite.bench import registry
+
+    r = vsuite("bench-kernels", "--seq", "32", "--heads", "1", "--dim", "8", "--repeats", "1", "--no-check",
+               "--budget", "1e-9", "--json", str(tmp_path / "b.json"), cwd=tmp_path, env={"COLUMNS": str(columns)})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= columns
+    names = {rec["impl"] for rec in json.loads((tmp_path / "b.json").read_text())["results"]}
+    assert set(registry.names()) <= names  # every registered implementation has a row
+    for name in names:
+        assert any(f" {name} " in line for line in lines), f"{name} is not whole in the {columns}-column table"
+
+
+def test_layout_widths():
+    from vsuite.bench.report import LAYOUTS, layout_for
+
+    assert layout_for(None) == layout_for(200) == "full" and layout_for(120) == "compact"
+    assert layout_for(80) == "narrow"
+    assert set(LAYOUTS["narrow"]) < set(LAYOUTS["compact"]) < set(LAYOUTS["full"])

@@ -74,16 +74,38 @@ def _bad_media(kind, tmp):
 
 @pytest.mark.parametrize("kind", ["missing", "not-media", "truncated", "truncated-data", "zero-frames",
                                   "audio-only", "folder"])
-def test_bad_media_is_one_line_exit_5(setup, capsys, tmp_path, kind):
+def test_bad_media_is_reported_per_file_and_the_batch_goes_on(setup, capsys, tmp_path, kind):
     root, model, videos = setup
     bad = _bad_media(kind, tmp_path)
-    code, out, err = classify(capsys, videos[0][0], bad, "--model", model, "--video-backend", "pyav")
+    code, out, err = classify(capsys, videos[0][0], bad, videos[1][0], "--model", model, "--video-backend", "pyav")
     assert code == EXIT_DATA, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0] and bad.name in errors[0], err
     assert "Traceback" not in err
-    assert out == ""  # nothing printed for the good video either
+    errors = [line for line in err.strip().splitlines() if line.startswith("Error:")]
+    assert len(errors) == 2 and bad.name in errors[0], err  # the file's own error, then the summary
+    assert errors[1] == f"Error: 1 of 3 videos could not be classified: {bad}"
+    printed = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert printed == [str(videos[0][0]), str(videos[1][0])]  # the good videos' results, in order
+
+
+def test_bad_media_in_json_is_an_entry_with_an_error(setup, capsys, tmp_path):
+    root, model, videos = setup
+    bad = synth.make_not_media(tmp_path / "text.mp4")
+    code, out, err = classify(capsys, bad, videos[0][0], "--model", model, "--json", "--video-backend", "pyav")
+    assert code == EXIT_DATA, err
+    entries = json.loads(out)["videos"]
+    assert [e["video"] for e in entries] == [str(bad), str(videos[0][0])]
+    assert entries[0]["exit_code"] == EXIT_DATA and "predictions" not in entries[0] and entries[0]["error"]
+    assert "error" not in entries[1] and len(entries[1]["predictions"]) == 2
+
+
+def test_first_failure_sets_the_exit_code(setup, capsys, tmp_path):
+    root, model, videos = setup
+    bad = synth.make_not_media(tmp_path / "text.mp4")
+    code, out, err = classify(capsys, bad, "--model", model)  # a single bad video: its own one-line error
+    assert code == EXIT_DATA and out == ""
+    assert [line for line in err.splitlines() if line.strip()] == [err.strip()] and bad.name in err
+    code, out, err = classify(capsys, bad, tmp_path / "nope.mp4", "--model", model)  # all bad: no model work
+    assert code == EXIT_DATA and out == "" and "2 of 2 videos could not be classified" in err
 
 
 def test_contract_through_the_entry_point(setup, tmp_path):
@@ -111,3 +133,26 @@ def test_model_and_argument_errors(setup, capsys, tmp_path):
     if not torch.cuda.is_available():
         code, _, err = classify(capsys, videos[0][0], "--model", model, "--device", "cuda")
         assert code == EXIT_DEVICE and "CUDA" in err
+
+
+def test_model_file_loads_through_the_official_converter(setup, capsys, tmp_path, monkeypatch):
+    """--model FILE (not a folder) goes to vsuite.models.lvt.official.load_official_checkpoint."""
+    import vsuite.models.lvt.official as official
+    from vsuite.models.lvt import LvtForVideoClassification
+
+    root, model, videos = setup
+    calls = []
+
+    def fake_official(path, **overrides):
+        calls.append(str(path))
+        return LvtForVideoClassification.from_pretrained(model).eval()
+
+    monkeypatch.setattr(official, "load_official_checkpoint", fake_official)
+    ckpt = tmp_path / "checkpoint_epoch_00030.pyth"
+    ckpt.write_bytes(b"stands for an official checkpoint")
+    code, out, err = classify(capsys, videos[0][0], "--model", ckpt, "--json", "--video-backend", "pyav")
+    assert code == 0, err
+    assert calls == [str(ckpt)]
+    report = json.loads(out)
+    assert report["model"] == str(ckpt)
+    assert {p["label"] for p in report["videos"][0]["predictions"]} == {"left", "right"}

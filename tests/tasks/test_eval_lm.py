@@ -8,6 +8,7 @@ import torch
 from helpers import assert_one_line_error, run_vsuite
 
 from vsuite.data.tokenizers import ByteTokenizer
+from vsuite.metrics.lm import EvalLMConfig
 from vsuite.tasks import eval_lm
 
 TEXT = "In the beginning God created the heaven and the earth.\nAnd the earth was without form, and void.\n"
@@ -44,7 +45,7 @@ def test_perplexity_equals_exp_mean_nll_by_hand(model_dir, tmp_path, capsys):
 
     data = tmp_path / "text.txt"
     data.write_text(TEXT)
-    cfg = eval_lm.EvalLMConfig(model=str(model_dir), data=str(data), seq=[8, 16, 40], batch_size=3)
+    cfg = EvalLMConfig(model=str(model_dir), data=str(data), seq=[8, 16, 40], batch_size=3)
     result = eval_lm.run(cfg, as_json=True)
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

@@ -33,7 +33,8 @@ def make_vript_folder(root):
 
 
 def test_samples_follow_the_three_paradigms(tmp_path):
-    from vsuite.tasks.finetune_caption import CaptionDataConfig, _video_clips, build_samples, load_sample_frames
+    from vsuite.data.vript import CaptionDataConfig
+    from vsuite.tasks.finetune_caption import _video_clips, build_samples, load_sample_frames
 
     make_vript_folder(tmp_path / "data")
     clips = _video_clips(tmp_path / "data" / "vid_caption.json")

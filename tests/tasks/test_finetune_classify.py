@@ -97,7 +97,8 @@ def test_init_from_weights_replaces_a_mismatched_head(tmp_path):
     import torch
     from lvt_tiny import save_tiny_lvt
 
-    from vsuite.tasks.finetune_classify import ClassifyModelConfig, build_model
+    from vsuite.models.video_classifier import ClassifyModelConfig
+    from vsuite.tasks.finetune_classify import build_model
 
     src = save_tiny_lvt(tmp_path / "src", labels=("left", "right"))
     model = build_model(ClassifyModelConfig(init=str(src)), ["up", "down", "still"], seed=0)
@@ -107,3 +108,25 @@ def test_init_from_weights_replaces_a_mismatched_head(tmp_path):
 
     original = LvtForVideoClassification.from_pretrained(src)
     assert torch.equal(model.lvt.blocks[0].attn.qkv.weight, original.lvt.blocks[0].attn.qkv.weight)
+
+
+def test_init_from_an_official_checkpoint_file(tmp_path, monkeypatch):
+    """model.init = FILE: the official converter loads it, then the head is rebuilt for the list's classes."""
+    import torch
+    from lvt_tiny import save_tiny_lvt
+
+    import vsuite.models.lvt.official as official
+    from vsuite.models.lvt import LvtForVideoClassification
+    from vsuite.models.video_classifier import ClassifyModelConfig
+    from vsuite.tasks.finetune_classify import build_model
+
+    src = save_tiny_lvt(tmp_path / "src", labels=("left", "right"))
+    original = LvtForVideoClassification.from_pretrained(src)
+    monkeypatch.setattr(official, "load_official_checkpoint", lambda path, **kw: original)
+    ckpt = tmp_path / "official.pth"
+    ckpt.write_bytes(b"stands for an official checkpoint")
+    model = build_model(ClassifyModelConfig(init=str(ckpt)), ["up", "down", "still"], seed=0)
+    assert model.config.num_labels == 3 and model.config.label2id == {"up": 0, "down": 1, "still": 2}
+    assert model.consensus.mlp_head[-1].out_features == 3
+    assert torch.equal(model.lvt.blocks[0].attn.qkv.weight, original.lvt.blocks[0].attn.qkv.weight)
+

@@ -57,8 +57,7 @@ def test_schedule_warmup_cosine_floor():
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="warmup_steps"):
-        TrainConfig(steps=5, warmup_steps=10)
+    assert TrainConfig(steps=5, warmup_steps=10).warmup_steps == 5  # clamped with a warning (tests/test_recipes.py)
     with pytest.raises(ValueError, match="betas"):
         TrainConfig(betas=[0.9])
     with pytest.raises(ValueError, match="device"):
@@ -165,3 +164,44 @@ def test_warmup_start_and_sgd_option():
     assert [g["weight_decay"] for g in opt.param_groups] == [1e-5, 0.0]  # 1-D params (bias, norm) undecayed
     assert opt.param_groups[0]["momentum"] == 0.9
     assert isinstance(_optimizer(model, TrainConfig(warmup_steps=0)), torch.optim.AdamW)
+
+
+def test_stop_file_saves_writes_the_marker_and_exits_75_or_0_under_torchrun(tmp_path, monkeypatch):
+    from vsuite.errors import PreemptedError
+    from vsuite.train import signals as S
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / S.STOP_FILE).write_text("SIGUSR1 job 4242 2026-01-01T00:00:00")  # what the job script writes
+    with pytest.raises(PreemptedError, match=r"stopped by SIGUSR1 \(via .*STOP\) after step 1; saved .*step-00000001"):
+        train(tmp_path)
+    marker = json.loads((tmp_path / S.MARKER_FILE).read_text())
+    assert (marker["step"], marker["exit_code"]) == (1, 75) and marker["reason"].startswith("SIGUSR1")
+    assert not (tmp_path / S.STOP_FILE).exists()  # consumed: the requeued job must not stop again
+    assert [s for s, _ in C.list_checkpoints(tmp_path)] == [1]
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # a torchrun worker: exit 0, the marker says why
+    (tmp_path / S.STOP_FILE).write_text("")
+    with pytest.raises(SystemExit) as stopped:
+        train(tmp_path)  # resumes at step 1, stops after step 2
+    assert stopped.value.code == 0
+    marker = json.loads((tmp_path / S.MARKER_FILE).read_text())
+    assert (marker["step"], marker["exit_code"]) == (2, 0) and "stop request" in marker["reason"]
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    result = train(tmp_path)  # no request: runs to the end, and the old marker is gone (no second requeue)
+    assert result.step == 6 and not (tmp_path / S.MARKER_FILE).exists()
+
+
+def test_resume_command_repeats_the_command_line(monkeypatch, tmp_path):
+    from vsuite.train.signals import resume_command
+
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    monkeypatch.setattr("sys.argv", ["/usr/bin/vsuite", "pretrain", "my recipe.toml", "--resume", "old/step-1",
+                                     "train.steps=3"])
+    assert resume_command(tmp_path) == f"vsuite pretrain 'my recipe.toml' train.steps=3 --out {tmp_path} --resume auto"
+    monkeypatch.setattr("sys.argv", ["/x/vsuite/__main__.py", "pretrain", "r", "--out=runs/a", "--resume=none"])
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "7")
+    assert resume_command(tmp_path) == "torchrun [same options] -m vsuite pretrain r --out=runs/a --resume auto"
+    monkeypatch.setattr("sys.argv", ["pytest"])
+    assert resume_command(tmp_path) == f"rerun with --out {tmp_path} --resume auto"

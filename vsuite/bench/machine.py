@@ -9,6 +9,9 @@ understate the peak):
 GPU peaks are the vendor's spec numbers, looked up by device name (H100 SXM / PCIe, H200,
 A100): dense tensor-core FLOP/s for fp16/bf16, TF32 for fp32 (Triton's tl.dot uses TF32 for
 fp32 inputs by default), and HBM bandwidth. Unknown GPUs get no peak (the % columns stay empty).
+The copy bandwidth is measured on either device (`copy_bytes_per_s`, same probe): on a GPU it
+says how far the card really gets below its spec (an H200 copies at ~4.3 of its 4.8 TB/s),
+the honest bound for bandwidth-bound kernels.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ GPU_SPECS = [
     ("A100", "NVIDIA A100 SXM 80GB", {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12}, 2.039e12),
 ]
 _DTYPE_KEY = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "tf32"}
+GPU_COPY_BYTES, GPU_COPY_TRIES = 1 << 30, 10  # ~0.5 ms per copy on an H200
 
 
 def gpu_spec(name: str, dtype: torch.dtype) -> tuple[str, float, float] | None:
@@ -77,16 +81,23 @@ def probe_matmul_flops(n: int = 2048, tries: int = 8) -> float:
     return 2.0 * n**3 / best
 
 
-def probe_copy_bandwidth(nbytes: int = 256 << 20, tries: int = 4) -> float:
-    """Best tensor copy rate in bytes/s, counting read + write."""
-    src = torch.ones(nbytes // 4)
+def probe_copy_bandwidth(nbytes: int = 256 << 20, tries: int = 4, device="cpu") -> float:
+    """Best tensor copy rate in bytes/s on `device`, counting read + write."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    src = torch.ones(nbytes // 4, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)  # warmup, faults the pages in
     best = float("inf")
     for _ in range(tries):
+        if cuda:
+            torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         dst.copy_(src)
+        if cuda:
+            torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - t0)
+    del src, dst
     return 2.0 * nbytes / best
 
 
@@ -110,6 +121,8 @@ def describe(device: torch.device, dtype: torch.dtype, probe: bool = True) -> di
         "peak_bytes_per_s": None,
         "peak_flops_source": None,
         "peak_bytes_source": None,
+        "copy_bytes_per_s": None,
+        "copy_bytes_source": None,
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -126,6 +139,14 @@ def describe(device: torch.device, dtype: torch.dtype, probe: bool = True) -> di
             info["peak_flops"], info["peak_bytes_per_s"] = flops, bandwidth
             info["peak_flops_source"] = f"{label} spec sheet, {kind} peak"
             info["peak_bytes_source"] = f"{label} spec sheet, HBM bandwidth"
+        if probe:
+            try:
+                info["copy_bytes_per_s"] = probe_copy_bandwidth(GPU_COPY_BYTES, GPU_COPY_TRIES, device)
+                info["copy_bytes_source"] = (f"measured: best of {GPU_COPY_TRIES} copies of a "
+                                             f"{GPU_COPY_BYTES >> 30} GiB tensor on the GPU (read + write)")
+            except RuntimeError as err:  # out of memory on a small or busy card: no measurement
+                info["copy_bytes_source"] = f"not measured: {str(err).splitlines()[0][:200]}"
+            torch.cuda.empty_cache()
     else:
         info["name"] = info["cpu_name"]
         if probe:
@@ -134,6 +155,8 @@ def describe(device: torch.device, dtype: torch.dtype, probe: bool = True) -> di
             threads = torch.get_num_threads()
             info["peak_flops_source"] = f"measured: best of 8 fp32 2048x2048 matmuls, {threads} threads"
             info["peak_bytes_source"] = f"measured: best of 4 copies of a 256 MiB tensor (read + write), {threads} threads"
+            info["copy_bytes_per_s"] = info["peak_bytes_per_s"]
+            info["copy_bytes_source"] = info["peak_bytes_source"]
     return info
 
 
@@ -150,6 +173,7 @@ def reprobe(info: dict) -> None:
     info["peak_bytes_per_s_probes"] = [info["peak_bytes_per_s"], bandwidth]
     info["peak_flops"] = max(info["peak_flops"], flops)
     info["peak_bytes_per_s"] = max(info["peak_bytes_per_s"], bandwidth)
+    info["copy_bytes_per_s"] = info["peak_bytes_per_s"]
     info["peak_flops_source"] += "; the higher of a probe before and one after the benchmark"
     info["peak_bytes_source"] += "; the higher of a probe before and one after the benchmark"
 
@@ -159,6 +183,8 @@ def header(info: dict) -> str:
     cuda = info.get("cuda") or "none"
     if info["kind"] == "cuda":
         where = f"{info['gpu_name']} ({info['device']}) · host {info['cpu_name']}"
+        if info.get("copy_bytes_per_s"):
+            where += f" · copy {info['copy_bytes_per_s'] / 1e12:.3g} TB/s measured"
         cuda_text = f"CUDA {cuda}"
     else:
         where = info["cpu_name"]

@@ -1,7 +1,10 @@
 """Timing, peak memory and extrapolation for `vsuite bench-kernels`.
 
 Timing. `measure` runs `warmup` untimed calls, then `repeats` timed calls, and reports the
-median. CPU: time.perf_counter around each call. CUDA: torch.cuda.synchronize before and
+median. The first warmup call is where a GPU kernel compiles or autotunes (fla's first
+fwd+bwd call autotunes for over a minute): `announce` is called right before it (the runner
+prints a line, so a long silence has a reason on screen) and its time is kept apart as
+`first_call_s`, never in the median. CPU: time.perf_counter around each call. CUDA: torch.cuda.synchronize before and
 after each call, perf_counter around it. A call that takes longer than `limit_s` (the
 budget) stops the repetitions early (a slow warmup call becomes the measurement), so a
 wrong prediction costs one slow call; timed calls also stop once they add up to more than
@@ -20,8 +23,9 @@ temporary are. CUDA: torch.cuda.reset_peak_memory_stats, then max_memory_allocat
 memory_allocated before the call. CPU: malloc_trim(0) hands retained free memory back, then
 writing "5" to /proc/self/clear_refs resets the peak resident set size (VmHWM) to the
 current one; peak = VmHWM after the call minus VmRSS before it. None where /proc is not
-writable. The memory is taken on the first warmup call (or the first timed call without
-warmup), so it costs no extra call.
+writable. The memory is taken on the first call on the CPU (so no timed call pays for the
+reset) and on the second call on a GPU (so an autotuner's trial buffers on the first call
+are not counted; the first call's peak stands in when it is the only call). No extra call.
 
 Extrapolation. Before a size is run, its time is predicted from the largest size measured so
 far: t(N) = t(N0) * (N/N0)^p with the impl's complexity exponent p (2 quadratic, 1 linear
@@ -181,42 +185,57 @@ class Timing:
     peak_mem_bytes: int | None
     warmup: int  # untimed calls actually run
     note: str | None = None  # why the repetitions stopped early
+    first_call_s: float | None = None  # the first warmup call (compiles / autotunes on a GPU)
 
 
 def measure(call: Callable[[], None], device: torch.device, *, warmup: int = 1, repeats: int = 5,
-            limit_s: float | None = None, memory: bool = True) -> Timing:
-    """Median time of `repeats` calls after `warmup` untimed ones, and the peak memory of the first call.
+            limit_s: float | None = None, memory: bool = True,
+            announce: Callable[[], None] | None = None) -> Timing:
+    """Median time of `repeats` calls after `warmup` untimed ones, and the peak memory of one call.
 
+    `announce` runs right before the first call. The first warmup call's time is returned as
+    `first_call_s` and is never part of the median (it includes compiling and autotuning).
     With `limit_s` (the budget): a warmup call slower than the limit becomes the only
     measurement (no second slow call); timed calls stop once one is slower than the limit,
     or once they add up to more than the limit after at least three of them.
     """
     device = torch.device(device)
     meter = peak_memory_meter(device) if memory else None
-    peak = None
+    metered_calls = 2 if device.type == "cuda" else 1
+    peaks: list[int | None] = []
+    n_calls = 0
 
-    def one(first: bool) -> float:
-        nonlocal peak
-        started = meter.start() if (first and meter is not None) else False
+    def one() -> float:
+        nonlocal n_calls
+        started = meter.start() if (n_calls < metered_calls and meter is not None) else False
+        n_calls += 1
         sync(device)
         t0 = time.perf_counter()
         call()
         sync(device)
         dt = time.perf_counter() - t0
         if started:
-            peak = meter.stop()
+            peaks.append(meter.stop())
         return dt
 
+    def peak() -> int | None:
+        return peaks[1] if len(peaks) > 1 and peaks[1] is not None else (peaks[0] if peaks else None)
+
+    if announce is not None:
+        announce()
+    first_s = None
     for i in range(warmup):
-        dt = one(i == 0)
+        dt = one()
+        if i == 0:
+            first_s = dt
         if limit_s is not None and dt > limit_s:
             note = f"one call only: it took {dt:.3g} s > budget {limit_s:.3g} s (timed as the warmup call)"
-            return Timing(dt * 1e3, [dt * 1e3], peak, i + 1, note)
+            return Timing(dt * 1e3, [dt * 1e3], peak(), i + 1, note, first_s)
     times: list[float] = []
     note = None
     repeats = max(1, repeats)
     for i in range(repeats):
-        dt = one(warmup == 0 and i == 0)
+        dt = one()
         times.append(dt * 1e3)
         if limit_s is None or len(times) == repeats:
             continue
@@ -227,7 +246,7 @@ def measure(call: Callable[[], None], device: torch.device, *, warmup: int = 1, 
             note = (f"stopped after {len(times)} of {repeats} timed calls: "
                     f"{sum(times) / 1e3:.3g} s in total > budget {limit_s:.3g} s")
             break
-    return Timing(statistics.median(times), times, peak, warmup, note)
+    return Timing(statistics.median(times), times, peak(), warmup, note, first_s)
 
 
 # --------------------------------------------------------------------------- extrapolation

@@ -1,8 +1,10 @@
 """The implementations `vsuite bench-kernels` times, registered by name.
 
-Each `Impl` knows its op, how to build inputs and a timed callable for a shape, dtype,
-device and mode, its FLOP and byte counts, how its time and memory grow with N, whether
-it can run on a device (and why not), and how to check it against a reference.
+Each `Impl` is built with keywords and carries its own pieces: its op and kind, how to make
+inputs, its forward (the timed callable) and its float64 reference (the oracle of the check,
+written without vsuite_kernels: a per-token decay recurrence for Lightning Attention, a math
+softmax, a lag-by-lag Toeplitz sum), its FLOP and byte counts, how its time and memory grow
+with N (and whether it is quadratic), and whether it can run on a device (and why not).
 
 Implementations
     lightning-triton    vsuite_kernels Triton path (CUDA; CPU only under TRITON_INTERPRET=1)
@@ -227,26 +229,45 @@ def make_workload(forward: Callable[..., torch.Tensor], inputs: list[torch.Tenso
 
 
 # --------------------------------------------------------------------------- the registry
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Impl:
+    """One implementation, built with keywords; it carries everything the runner needs.
+
+    `forward(heads, device)` returns the callable that is timed, `reference(heads)` the float64 CPU oracle
+    it is checked against (same input layout, computed independently of vsuite_kernels' own paths), and
+    `make_inputs(case, generator)` the input tensors of both.
+    """
+
     name: str
-    op: str
+    op: str  # one of OPS
+    kind: str  # "reference" (an O(N^2) oracle), "torch", "triton" or "external" (another project's kernel)
     summary: str
     complexity: str  # "linear" | "quadratic" | "n log n"
     exponent: float  # time ~ N**exponent, used to extrapolate
     mem_exponent: float  # working memory ~ N**mem_exponent, used to refuse sizes that cannot fit
-    chunk: int | None
+    available: Callable[[torch.device], str | None]  # None when it runs on the device, else why not
+    make_inputs: Callable[[Case, torch.Generator], list[torch.Tensor]]
+    forward: Callable[[int, torch.device], Callable[..., torch.Tensor]]  # (heads, device) -> forward(*inputs)
+    reference: Callable[[int], Callable[..., torch.Tensor]]  # heads -> float64 CPU oracle, same layout
+    reference_name: str  # the oracle in words, for failed-check reasons
     fwd_flops: Callable[[Case], float]
     bwd_flops: Callable[[Case], float]
     bytes_fn: Callable[[Case], float]
-    available_fn: Callable[[torch.device], str | None]
-    build_fn: Callable[[Case, int], Workload]
-    check_fn: Callable[[torch.dtype, torch.device, str, int, int], float]
+    chunk: int | None = None  # the chunk size C of the FLOP count (None: not chunked)
+    live_chunk: Callable[[], int] | None = None  # reads C from the kernel itself when it can
     mem_hint: Callable[[Case], float] = lambda case: 0.0  # rough working memory when not measured
+
+    @property
+    def quadratic(self) -> bool:
+        """Time grows as N^2: sizes far beyond the measured ones are extrapolated, not run."""
+        return self.complexity == "quadratic"
 
     def availability(self, device) -> str | None:
         """None when it can run on `device`, else the reason it cannot."""
-        return self.available_fn(torch.device(device))
+        return self.available(torch.device(device))
+
+    def chunk_size(self) -> int | None:
+        return self.live_chunk() if self.live_chunk is not None else self.chunk
 
     def flops(self, case: Case) -> float:
         return _by_mode(self.fwd_flops(case), self.bwd_flops(case) if case.mode != "fwd" else 0.0, case.mode)
@@ -255,11 +276,36 @@ class Impl:
         return self.bytes_fn(case)
 
     def build(self, case: Case, seed: int = 0) -> Workload:
-        return self.build_fn(case, seed)
+        """The timed unit for `case`: inputs made on the device from a seeded generator, then the mode's call."""
+        gen = _generator(case.device, seed)
+        forward = self.forward(case.heads, case.device)
+        return make_workload(forward, self.make_inputs(case, gen), case.mode, gen)
 
     def check(self, dtype: torch.dtype, device, mode: str, dim: int, seed: int = 0) -> float:
-        """Relative RMS error (max over o and, in bwd modes, the input grads) vs the reference."""
-        return self.check_fn(dtype, torch.device(device), mode, dim, seed)
+        """Relative RMS error (max over o and, in bwd modes, the input grads) against the float64 reference,
+        at N=CHECK_SEQ, B=CHECK_BATCH, H=CHECK_HEADS, D=min(dim, CHECK_MAX_DIM); the reference sees the
+        inputs rounded to `dtype`."""
+        from vsuite_kernels.testing import rel_rms_error
+
+        device = torch.device(device)
+        case = Case(CHECK_BATCH, CHECK_HEADS, CHECK_SEQ, min(dim, CHECK_MAX_DIM), torch.float64, torch.device("cpu"),
+                    mode)
+        gen = _generator(torch.device("cpu"), seed)
+        inputs64 = [t.to(dtype).double() for t in self.make_inputs(case, gen)]
+        reference = self.reference(CHECK_HEADS)
+        with torch.no_grad():
+            out_shape = reference(*inputs64).shape
+        dout64 = torch.randn(out_shape, generator=gen, dtype=torch.float64).to(dtype).double()
+        ref = _run_with_grads(reference, inputs64, dout64, mode)
+        got = _run_with_grads(self.forward(CHECK_HEADS, device), [t.to(device=device, dtype=dtype) for t in inputs64],
+                              dout64.to(device=device, dtype=dtype), mode)
+        errors = []
+        for r, x in zip(ref, got):
+            if x is None or tuple(x.shape) != tuple(r.shape):
+                return float("inf")
+            x = x.detach().cpu().double()
+            errors.append(float("inf") if not torch.isfinite(x).all() else rel_rms_error(r, x))
+        return max(errors)
 
     def tolerance(self, dtype: torch.dtype) -> float:
         return TOLERANCE.get(dtype, 1e-3)
@@ -279,6 +325,11 @@ def get(name: str) -> Impl:
 
 def names() -> list[str]:
     return list(REGISTRY)
+
+
+def chunk_size(impl: Impl) -> int | None:
+    """The chunk size C an impl's FLOP count uses (None for non-chunked ops)."""
+    return impl.chunk_size()
 
 
 # ----- availability helpers
@@ -346,20 +397,41 @@ def _toeplitz_available(device: torch.device) -> str | None:
     return None
 
 
-# ----- forward functions (inputs in the layout the builder makes)
-def _lightning_forward(kernel_impl: str, slopes):
-    from vsuite_kernels.lightning import lightning_attn
-
-    def forward(q, k, v):
-        return lightning_attn(q, k, v, slopes, scale=1.0, impl=kernel_impl)[0]
-
-    return forward
+# ----- inputs
+def attention_inputs(case: Case, gen) -> list[torch.Tensor]:
+    """q, k, v [B, H, N, D]."""
+    return _attention_inputs(case, gen)
 
 
-def _official_forward(slopes):
+def time_major_inputs(case: Case, gen) -> list[torch.Tensor]:
+    """q, k, v [B, N, H, D] (fla's layout)."""
+    return _attention_inputs(case, gen, time_major=True)
+
+
+def toeplitz_inputs(case: Case, gen) -> list[torch.Tensor]:
+    """x [B, H, N, D], causal coeffs [H, N, D] (lags 0..N-1)."""
+    return _toeplitz_inputs(case, gen)
+
+
+# ----- forwards (factories: (heads, device) -> forward(*inputs))
+def _lightning(kernel_impl: str):
+    def make(heads: int, device):
+        from vsuite_kernels.lightning import lightning_attn
+
+        slopes = _slopes(heads, device)
+
+        def forward(q, k, v):
+            return lightning_attn(q, k, v, slopes, scale=1.0, impl=kernel_impl)[0]
+
+        return forward
+
+    return make
+
+
+def _official(heads: int, device):
     from lightning_attn.ops import lightning_attn_func
 
-    s = slopes.reshape(-1, 1, 1).contiguous()
+    s = _slopes(heads, device).reshape(-1, 1, 1).contiguous()
 
     def forward(q, k, v):
         return lightning_attn_func(q, k, v, s)
@@ -367,10 +439,10 @@ def _official_forward(slopes):
     return forward
 
 
-def _fla_forward(slopes):
+def _fla(heads: int, device):
     from fla.ops.simple_gla import chunk_simple_gla
 
-    g_gamma = (-slopes).contiguous()
+    g_gamma = (-_slopes(heads, device)).contiguous()
 
     def forward(q, k, v):  # time-major [B, N, H, D]
         return chunk_simple_gla(q, k, v, g_gamma=g_gamma, scale=1.0)[0]
@@ -378,64 +450,58 @@ def _fla_forward(slopes):
     return forward
 
 
-def _sdpa_forward(q, k, v):
-    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+def _sdpa(heads: int, device):
+    return lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
-def _toeplitz_forward(kernel_impl: str):
-    from vsuite_kernels.toeplitz import toeplitz_matvec
+def _toeplitz(kernel_impl: str):
+    def make(heads: int, device):
+        from vsuite_kernels.toeplitz import toeplitz_matvec
 
-    def forward(x, coeffs):
-        return toeplitz_matvec(x, coeffs, causal=True, impl=kernel_impl)
+        return lambda x, coeffs: toeplitz_matvec(x, coeffs, causal=True, impl=kernel_impl)
 
-    return forward
-
-
-def _forward_for(name: str, heads: int, device: torch.device):
-    if name in ("lightning-torch", "lightning-triton", "linear-naive"):
-        kernel = {"lightning-torch": "chunk", "lightning-triton": "triton", "linear-naive": "naive"}[name]
-        return _lightning_forward(kernel, _slopes(heads, device)), False
-    if name == "lightning-official":
-        return _official_forward(_slopes(heads, device)), False
-    if name == "fla-simple-gla":
-        return _fla_forward(_slopes(heads, device)), True
-    if name == "sdpa":
-        return _sdpa_forward, False
-    if name in ("toeplitz-fft", "toeplitz-dense"):
-        return _toeplitz_forward(name.split("-")[1]), False
-    raise KeyError(name)
+    return make
 
 
-def _builder(name: str):
-    def build(case: Case, seed: int) -> Workload:
-        gen = _generator(case.device, seed)
-        forward, time_major = _forward_for(name, case.heads, case.device)
-        op = REGISTRY[name].op
-        inputs = _toeplitz_inputs(case, gen) if op == "toeplitz" else _attention_inputs(case, gen, time_major)
-        return make_workload(forward, inputs, case.mode, gen)
+# ----- references: float64 on the CPU, written without vsuite_kernels' paths
+def decay_recurrence(q, k, v, slopes):
+    """Causal linear attention with per-head decay, one token at a time (the recurrent form):
+    S_t = exp(-s_h) S_{t-1} + k_t^T v_t,  o_t = q_t S_t.  q, k [B, H, N, Dk], v [B, H, N, Dv] -> o [B, H, N, Dv]."""
+    lam = torch.exp(-slopes.to(q.dtype))[None, :, None, None]  # [1, H, 1, 1]
+    state = q.new_zeros(q.shape[0], q.shape[1], q.shape[3], v.shape[3])  # [B, H, Dk, Dv]
+    outs = []
+    for t in range(q.shape[2]):
+        state = lam * state + k[:, :, t, :, None] * v[:, :, t, None, :]
+        outs.append((q[:, :, t, None, :] @ state)[:, :, 0])  # [B, H, Dv]
+    return torch.stack(outs, dim=2)
 
-    return build
+
+def _recurrence_reference(heads: int):
+    slopes = _slopes(heads, "cpu").double()
+    return lambda q, k, v: decay_recurrence(q, k, v, slopes)
 
 
-# ----- checks against references
-def _softmax_reference(q, k, v):
+def _time_major_recurrence_reference(heads: int):
+    slopes = _slopes(heads, "cpu").double()
+    return lambda q, k, v: decay_recurrence(*(t.transpose(1, 2) for t in (q, k, v)), slopes).transpose(1, 2)
+
+
+def softmax_reference(q, k, v):
+    """Causal softmax attention written out: softmax(Q K^T / sqrt(D) + causal mask) V."""
     n, d = q.shape[-2], q.shape[-1]
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(d)
     mask = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
     return torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1) @ v
 
 
-def _reference_for(name: str, heads: int):
-    """The float64 CPU oracle of an impl's op, in the impl's input layout."""
-    op = REGISTRY[name].op
-    if op == "softmax_attn":
-        return _softmax_reference
-    if op == "toeplitz":
-        return _toeplitz_forward("dense")
-    forward = _lightning_forward("naive", _slopes(heads, "cpu"))
-    if name == "fla-simple-gla":  # time-major inputs
-        return lambda q, k, v: forward(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
-    return forward
+def causal_toeplitz_by_lags(x, coeffs):
+    """o[b, h, i, d] = sum_{l=0}^{i} coeffs[h, l, d] x[b, h, i - l, d], accumulated one lag at a time.
+    x [B, H, N, D], coeffs [H, N, D] -> o [B, H, N, D]."""
+    n = x.shape[2]
+    out = torch.zeros_like(x)
+    for lag in range(n):
+        out = out + torch.nn.functional.pad(coeffs[None, :, lag, None, :] * x[:, :, : n - lag], (0, 0, lag, 0))
+    return out
 
 
 def _run_with_grads(forward, inputs, dout, mode):
@@ -447,33 +513,6 @@ def _run_with_grads(forward, inputs, dout, mode):
     out = forward(*inputs)
     out.backward(dout.to(out.dtype))
     return [out.detach()] + [t.grad for t in inputs]
-
-
-def _checker(name: str):
-    def check(dtype: torch.dtype, device: torch.device, mode: str, dim: int, seed: int) -> float:
-        from vsuite_kernels.testing import rel_rms_error
-
-        d = min(dim, CHECK_MAX_DIM)
-        case = Case(CHECK_BATCH, CHECK_HEADS, CHECK_SEQ, d, torch.float64, torch.device("cpu"), mode)
-        gen = _generator(torch.device("cpu"), seed)
-        forward, time_major = _forward_for(name, CHECK_HEADS, device)
-        op = REGISTRY[name].op
-        inputs64 = _toeplitz_inputs(case, gen) if op == "toeplitz" else _attention_inputs(case, gen, time_major)
-        inputs64 = [t.to(dtype).double() for t in inputs64]  # the reference sees the rounded inputs
-        out_shape = inputs64[0].shape if op == "toeplitz" else inputs64[2].shape  # o is shaped like x / v
-        dout64 = torch.randn(out_shape, generator=gen, dtype=torch.float64).to(dtype).double()
-        ref = _run_with_grads(_reference_for(name, CHECK_HEADS), inputs64, dout64, mode)
-        got = _run_with_grads(forward, [t.to(device=device, dtype=dtype) for t in inputs64],
-                              dout64.to(device=device, dtype=dtype), mode)
-        errors = []
-        for r, x in zip(ref, got):
-            if x is None or tuple(x.shape) != tuple(r.shape):
-                return float("inf")
-            x = x.detach().cpu().double()
-            errors.append(float("inf") if not torch.isfinite(x).all() else rel_rms_error(r, x))
-        return max(errors)
-
-    return check
 
 
 # ----- counts per impl
@@ -507,67 +546,71 @@ def _elems(c: Case, n: float) -> float:
     return n * c.itemsize
 
 
+RECURRENCE = "the float64 per-token decay recurrence"
+LIGHTNING = dict(op="lightning_attn", make_inputs=attention_inputs, reference=_recurrence_reference,
+                 reference_name=RECURRENCE, bytes_fn=_attn_bytes)
+TOEPLITZ = dict(op="toeplitz", make_inputs=toeplitz_inputs, reference=lambda heads: causal_toeplitz_by_lags,
+                reference_name="the float64 lag-by-lag Toeplitz sum", available=_toeplitz_available,
+                bytes_fn=lambda c: toeplitz_bytes(c, c.mode))
+
+
 def _setup() -> None:
     lt_fwd = _lightning_fwd(_torch_chunk)
     register(Impl(
-        "lightning-triton", "lightning_attn", "vsuite_kernels Triton kernel (chunk 64)", "linear", 1, 1,
-        TRITON_CHUNK, _lightning_fwd(_triton_chunk), _kernel_bwd(_triton_chunk), _attn_bytes,
-        _triton_available, _builder("lightning-triton"), _checker("lightning-triton"),
+        name="lightning-triton", kind="triton", summary="vsuite_kernels Triton kernel (chunk 64)",
+        complexity="linear", exponent=1, mem_exponent=1, chunk=TRITON_CHUNK, live_chunk=_triton_chunk,
+        available=_triton_available, forward=_lightning("triton"),
+        fwd_flops=_lightning_fwd(_triton_chunk), bwd_flops=_kernel_bwd(_triton_chunk), **LIGHTNING,
     ))
     register(Impl(
-        "lightning-torch", "lightning_attn", "vsuite_kernels chunked PyTorch (chunk 128)", "linear", 1, 1,
-        None, lt_fwd, lambda c: 2 * lt_fwd(c), _attn_bytes,
-        _always, _builder("lightning-torch"), _checker("lightning-torch"),
+        name="lightning-torch", kind="torch", summary="vsuite_kernels chunked PyTorch (chunk 128)",
+        complexity="linear", exponent=1, mem_exponent=1, live_chunk=_torch_chunk,
+        available=_always, forward=_lightning("chunk"), fwd_flops=lt_fwd, bwd_flops=lambda c: 2 * lt_fwd(c),
         # scores C per token, chunk states Dk*Dv/C per token, fp32, a few live copies
-        mem_hint=lambda c: 4.0 * 4 * c.batch * c.heads * c.seq * (_torch_chunk() + 2 * c.dim),
+        mem_hint=lambda c: 4.0 * 4 * c.batch * c.heads * c.seq * (_torch_chunk() + 2 * c.dim), **LIGHTNING,
     ))
     register(Impl(
-        "linear-naive", "lightning_attn", "masked quadratic reference ((QK^T)*D)V", "quadratic", 2, 2,
-        None, lambda c: c.batch * c.heads * linear_naive_fwd_flops(c.seq, c.dim, c.dim),
-        lambda c: 2 * c.batch * c.heads * linear_naive_fwd_flops(c.seq, c.dim, c.dim), _attn_bytes,
-        _always, _builder("linear-naive"), _checker("linear-naive"),
-        mem_hint=lambda c: 4.0 * 4 * (c.batch + 1) * c.heads * c.seq**2,
+        name="linear-naive", kind="reference", summary="masked quadratic reference ((QK^T)*D)V",
+        complexity="quadratic", exponent=2, mem_exponent=2, available=_always, forward=_lightning("naive"),
+        fwd_flops=lambda c: c.batch * c.heads * linear_naive_fwd_flops(c.seq, c.dim, c.dim),
+        bwd_flops=lambda c: 2 * c.batch * c.heads * linear_naive_fwd_flops(c.seq, c.dim, c.dim),
+        mem_hint=lambda c: 4.0 * 4 * (c.batch + 1) * c.heads * c.seq**2, **LIGHTNING,
     ))
     register(Impl(
-        "sdpa", "softmax_attn", "softmax attention, F.scaled_dot_product_attention(is_causal=True)", "quadratic",
-        2, 1, None, lambda c: c.batch * c.heads * sdpa_causal_fwd_flops(c.seq, c.dim),
-        lambda c: 2.5 * c.batch * c.heads * sdpa_causal_fwd_flops(c.seq, c.dim), _attn_bytes,
-        _always, _builder("sdpa"), _checker("sdpa"),
+        name="sdpa", op="softmax_attn", kind="torch",
+        summary="softmax attention, F.scaled_dot_product_attention(is_causal=True)",
+        complexity="quadratic", exponent=2, mem_exponent=1, available=_always, make_inputs=attention_inputs,
+        forward=_sdpa, reference=lambda heads: softmax_reference, reference_name="a float64 math softmax reference",
+        fwd_flops=lambda c: c.batch * c.heads * sdpa_causal_fwd_flops(c.seq, c.dim),
+        bwd_flops=lambda c: 2.5 * c.batch * c.heads * sdpa_causal_fwd_flops(c.seq, c.dim), bytes_fn=_attn_bytes,
         mem_hint=lambda c: _elems(c, 4 * c.batch * c.heads * c.seq * c.dim),
     ))
     register(Impl(
-        "lightning-official", "lightning_attn", "OpenNLPLab lightning_attn_func(q,k,v,s) (chunk 64)", "linear",
-        1, 1, OFFICIAL_CHUNK, _lightning_fwd(lambda: OFFICIAL_CHUNK), _kernel_bwd(lambda: OFFICIAL_CHUNK),
-        _attn_bytes, _official_available, _builder("lightning-official"), _checker("lightning-official"),
+        name="lightning-official", kind="external", summary="OpenNLPLab lightning_attn_func(q,k,v,s) (chunk 64)",
+        complexity="linear", exponent=1, mem_exponent=1, chunk=OFFICIAL_CHUNK, available=_official_available,
+        forward=_official, fwd_flops=_lightning_fwd(lambda: OFFICIAL_CHUNK),
+        bwd_flops=_kernel_bwd(lambda: OFFICIAL_CHUNK), **LIGHTNING,
     ))
     register(Impl(
-        "fla-simple-gla", "lightning_attn", "fla chunk_simple_gla, time-major, g_gamma=-s, scale=1", "linear",
-        1, 1, FLA_CHUNK, _lightning_fwd(lambda: FLA_CHUNK), _kernel_bwd(lambda: FLA_CHUNK), _attn_bytes,
-        _fla_available, _builder("fla-simple-gla"), _checker("fla-simple-gla"),
+        name="fla-simple-gla", kind="external", summary="fla chunk_simple_gla, time-major, g_gamma=-s, scale=1",
+        complexity="linear", exponent=1, mem_exponent=1, chunk=FLA_CHUNK, available=_fla_available,
+        forward=_fla, fwd_flops=_lightning_fwd(lambda: FLA_CHUNK), bwd_flops=_kernel_bwd(lambda: FLA_CHUNK),
+        **{**LIGHTNING, "make_inputs": time_major_inputs, "reference": _time_major_recurrence_reference},
     ))
     fft_fwd = lambda c: c.batch * c.heads * c.dim * toeplitz_fft_fwd_flops_per_channel(c.seq)  # noqa: E731
     register(Impl(
-        "toeplitz-fft", "toeplitz", "vsuite_kernels Toeplitz matvec via size-2N rfft, causal", "n log n", 1, 1,
-        None, fft_fwd, lambda c: 2 * fft_fwd(c), lambda c: toeplitz_bytes(c, c.mode),
-        _toeplitz_available, _builder("toeplitz-fft"), _checker("toeplitz-fft"),
-        mem_hint=lambda c: 4.0 * 8 * c.batch * c.heads * 2 * (c.seq + 1) * c.dim,
+        name="toeplitz-fft", kind="torch", summary="vsuite_kernels Toeplitz matvec via size-2N rfft, causal",
+        complexity="n log n", exponent=1, mem_exponent=1, forward=_toeplitz("fft"), fwd_flops=fft_fwd,
+        bwd_flops=lambda c: 2 * fft_fwd(c), mem_hint=lambda c: 4.0 * 8 * c.batch * c.heads * 2 * (c.seq + 1) * c.dim,
+        **TOEPLITZ,
     ))
     dense_fwd = lambda c: c.batch * c.heads * toeplitz_dense_fwd_flops(c.seq, c.dim)  # noqa: E731
     register(Impl(
-        "toeplitz-dense", "toeplitz", "vsuite_kernels dense Toeplitz oracle, causal", "quadratic", 2, 2,
-        None, dense_fwd, lambda c: 2 * dense_fwd(c), lambda c: toeplitz_bytes(c, c.mode),
-        _toeplitz_available, _builder("toeplitz-dense"), _checker("toeplitz-dense"),
-        mem_hint=lambda c: 3.0 * 4 * c.heads * c.seq**2 * c.dim,
+        name="toeplitz-dense", kind="reference", summary="vsuite_kernels dense Toeplitz oracle, causal",
+        complexity="quadratic", exponent=2, mem_exponent=2, forward=_toeplitz("dense"), fwd_flops=dense_fwd,
+        bwd_flops=lambda c: 2 * dense_fwd(c), mem_hint=lambda c: 3.0 * 4 * c.heads * c.seq**2 * c.dim,
+        **TOEPLITZ,
     ))
 
 
 _setup()
-
-
-def chunk_size(impl: Impl) -> int | None:
-    """The chunk size C an impl's FLOP count uses (None for non-chunked ops)."""
-    if impl.name == "lightning-torch":
-        return _torch_chunk()
-    if impl.name == "lightning-triton":
-        return _triton_chunk()
-    return impl.chunk

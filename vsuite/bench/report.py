@@ -3,7 +3,9 @@
 The table has one row per implementation and sequence length: median time (estimates shown
 as "~64 s (est.)"), achieved FLOP/s and bytes/s with their share of the machine's peak,
 peak working memory, the speedup over the baseline at the same N (marked estimated when
-either time is an estimate) and the reference check error. The JSON document is
+either time is an estimate) and the reference check error. Implementation names are never
+broken across lines: on a narrow terminal the table drops columns instead (`layout_for`), and
+--json always has every number. The JSON document is
 {"machine": ..., "config": ..., "results": [...]}, written atomically (temp file, rename).
 The plot is time against N on log-log axes, one line per implementation, estimates dashed.
 """
@@ -66,8 +68,27 @@ def fmt_speedup(s: float | None, estimated: bool) -> str:
 
 
 # --------------------------------------------------------------------------- table
-def build_table(machine: dict, config: dict, records: list[dict], machine_line: str) -> Table:
+# Columns by layout. Widths at which each fits with names whole (lightning-official is 18 characters):
+# "full" needs ~150 columns, "compact" ~100; "narrow" keeps what decides a comparison.
+LAYOUTS = {
+    "full": ("impl", "N", "time", "FLOP/s", "% peak", "bytes/s", "% BW", "peak mem", "vs", "check", "note"),
+    "compact": ("impl", "N", "time", "% peak", "% BW", "vs", "check", "note"),
+    "narrow": ("impl", "N", "time", "vs", "check", "note"),
+}
+
+
+def layout_for(width: int | None) -> str:
+    """The widest layout that fits `width` columns (None: no limit)."""
+    if width is None or width >= 150:
+        return "full"
+    return "compact" if width >= 100 else "narrow"
+
+
+def build_table(machine: dict, config: dict, records: list[dict], machine_line: str,
+                width: int | None | str = "auto") -> Table:
+    """The results table; `width` picks the layout so names never wrap ("auto": `output_width()` of stdout)."""
     base = config.get("baseline")
+    layout = LAYOUTS[layout_for(output_width() if width == "auto" else width)]
     title = (f"bench-kernels · {config['mode']} · B{config['batch']} H{config['heads']} D{config['dim']} "
              f"{config['dtype']} on {config['device']}")
     peaks = []
@@ -75,12 +96,23 @@ def build_table(machine: dict, config: dict, records: list[dict], machine_line: 
         peaks.append(f"peak {fmt_rate(machine['peak_flops'], 'FLOP/s')} ({machine['peak_flops_source']})")
     if machine.get("peak_bytes_per_s"):
         peaks.append(f"{fmt_rate(machine['peak_bytes_per_s'], 'B/s')} ({machine['peak_bytes_source']})")
-    header = "\n".join([title, machine_line, "; ".join(peaks) if peaks else "peaks unknown for this device"])
-    table = Table(title=escape(header), title_justify="left")
-    for col, justify in (("impl", "left"), ("N", "right"), ("time", "right"), ("FLOP/s", "right"),
-                         ("% peak", "right"), ("bytes/s", "right"), ("% BW", "right"), ("peak mem", "right"),
-                         (f"vs {base}", "right"), ("check", "right"), ("note", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+    lines = [title, machine_line, "; ".join(peaks) if peaks else "peaks unknown for this device"]
+    if len(layout) < len(LAYOUTS["full"]):
+        lines.append("narrow terminal: some columns hidden (all numbers: --json, or a wider terminal); "
+                     f"vs = speedup over {base}")
+    table = Table(title=escape("\n".join(lines)), title_justify="left")
+    names = [r["impl"] for r in records]
+    for col in layout:
+        if col == "impl":  # names are kept whole: never wrapped, never squeezed below their length
+            table.add_column("impl", no_wrap=True, min_width=max(map(len, names), default=4))
+        elif col == "note":
+            table.add_column("note", overflow="fold", ratio=1)
+        else:
+            table.add_column(f"vs {base}" if col == "vs" and len(layout) == len(LAYOUTS["full"]) else col,
+                             justify="right", overflow="fold")
+
+    def add_row(**cells: str) -> None:
+        table.add_row(*(cells[col.replace("% ", "pct_").replace("/", "_").replace(" ", "_")] for col in layout))
 
     by_impl: dict[str, list[dict]] = {}
     for r in records:
@@ -88,19 +120,18 @@ def build_table(machine: dict, config: dict, records: list[dict], machine_line: 
     for name, rows in by_impl.items():
         # an impl that never ran anywhere collapses to one row with its reason
         if all(r["skipped"] and r["estimated_ms"] is None for r in rows) and len({r["reason"] for r in rows}) == 1:
-            table.add_row(name, "all", "—", "—", "—", "—", "—", "—", "—", _fmt_check(rows[0]),
-                          f"[dim]{escape(rows[0]['reason'])}[/dim]")
+            add_row(impl=name, N="all", time="—", FLOP_s="—", pct_peak="—", bytes_s="—", pct_BW="—", peak_mem="—",
+                    vs="—", check=_fmt_check(rows[0]), note=f"[dim]{escape(rows[0]['reason'])}[/dim]")
             continue
         for r in rows:
             est = r["ms"] is None
-            time_text = fmt_time(r["ms"] if not est else r["estimated_ms"], est)
             note = r["reason"] or ""
-            table.add_row(
-                name, str(r["seq"]), time_text, fmt_rate(r["flops_per_s"], "FLOP/s"), fmt_pct(r["pct_peak_flops"]),
-                fmt_rate(r["bytes_per_s"], "B/s"), fmt_pct(r["pct_peak_bytes"]), fmt_bytes(r["peak_mem_bytes"]),
-                fmt_speedup(r["speedup"], r.get("speedup_estimated", False)), _fmt_check(r),
-                f"[dim]{escape(note)}[/dim]" if note else "",
-            )
+            add_row(impl=name, N=str(r["seq"]), time=fmt_time(r["ms"] if not est else r["estimated_ms"], est),
+                    FLOP_s=fmt_rate(r["flops_per_s"], "FLOP/s"), pct_peak=fmt_pct(r["pct_peak_flops"]),
+                    bytes_s=fmt_rate(r["bytes_per_s"], "B/s"), pct_BW=fmt_pct(r["pct_peak_bytes"]),
+                    peak_mem=fmt_bytes(r["peak_mem_bytes"]),
+                    vs=fmt_speedup(r["speedup"], r.get("speedup_estimated", False)), check=_fmt_check(r),
+                    note=f"[dim]{escape(note)}[/dim]" if note else "")
         table.add_section()
     return table
 
@@ -115,16 +146,36 @@ def _fmt_check(r: dict) -> str:
     return f"[red]{text}[/red]" if r.get("check_ok") is False else text
 
 
-def print_table(table: Table, to_stderr: bool = False) -> None:
-    """Print to stdout (stderr when stdout carries JSON); wide on a non-terminal so rows don't wrap."""
+def output_width(to_stderr: bool = False) -> int:
+    """Columns the table may use: the terminal's; on a non-terminal $COLUMNS if set, else 200 (a log file)."""
     from ..console import stderr as err_console
     from ..console import stdout as out_console
 
     target = err_console if to_stderr else out_console
     if target.is_terminal:
+        return target.width
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 200
+
+
+def print_table(table: Table, to_stderr: bool = False) -> None:
+    """Print to stdout (stderr when stdout carries JSON) at `output_width()` columns.
+
+    The first column holds each row's name (an implementation): it is never wrapped, so a name
+    stays one greppable word at any width; the other columns give way.
+    """
+    from ..console import stderr as err_console
+    from ..console import stdout as out_console
+
+    if table.columns:
+        first = table.columns[0]
+        first.no_wrap = True
+        first.min_width = max([first.min_width or 0, *(len(str(c)) for c in first.cells)])
+    target = err_console if to_stderr else out_console
+    if target.is_terminal:
         target.print(table)
         return
-    Console(file=sys.stderr if to_stderr else sys.stdout, width=200, soft_wrap=False).print(table)
+    Console(file=sys.stderr if to_stderr else sys.stdout, width=output_width(to_stderr), soft_wrap=False).print(table)
 
 
 # --------------------------------------------------------------------------- JSON

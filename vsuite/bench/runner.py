@@ -5,7 +5,12 @@ size's time and working memory from the largest size measured so far (or from a 
 N = 256, 1024, ... below the first size, each probe run only while its own prediction stays
 under a quarter of the budget), runs the size if the prediction fits the budget and memory,
 and otherwise records the estimate with the reason. `run_checks` compares every
-implementation with its float64 reference first. The task module (vsuite.tasks.bench_kernels)
+implementation with its float64 reference first.
+
+First calls. Each measurement's first call (where a GPU kernel compiles, or fla autotunes
+for a minute or more) is announced on stderr before it starts and timed apart: the record's
+`first_call_s`, never in the median. On a GPU at least one warmup call always runs, so the
+compile never lands in a timed call. The task module (vsuite.tasks.bench_kernels)
 resolves the arguments, joins these with the report and prints.
 """
 
@@ -21,6 +26,7 @@ PROBE_QUICK_S = 1.0  # probes predicted under this get two timed calls, slower o
 PROBE_MEM_FRACTION = 0.25  # of the available memory, for probes
 MEM_FRACTION = 0.6  # of the available memory, for requested sizes
 RELIABLE_MEM_SEQ = 1024  # below this, measured peaks are too small to extrapolate on their own
+FIRST_CALL_REPORT_S = 1.0  # a first call slower than this gets a line with its time
 
 
 def dtype_name(dtype) -> str:
@@ -36,6 +42,7 @@ def base_record(impl, case, baseline: str, chunk) -> dict:
         "peak_mem_bytes": None, "skipped": False, "reason": None, "estimated_ms": None, "estimated_from": None,
         "estimated_mem_bytes": None, "speedup": None, "speedup_estimated": False, "baseline": baseline,
         "check_error": None, "check_ok": None, "complexity": impl.complexity, "chunk": chunk,
+        "first_call_s": None,
     }
 
 
@@ -74,10 +81,18 @@ class Runner:
 
         from ..bench.measure import measure, release_freed_memory
 
+        if self.device.type == "cuda":
+            warmup = max(1, warmup)
+
+        def announce():
+            what = ("may compile / autotune; not in the median" if warmup else "timed: no warmup") \
+                if self.device.type == "cuda" else ("warmup; not in the median" if warmup else "timed: no warmup")
+            log(escape_markup(f"  {impl.name} N={case.seq}: first call ({what}) ..."))
         work = None
         try:
             work = impl.build(case, self.config.seed)
-            return measure(work.call, self.device, warmup=warmup, repeats=repeats, limit_s=limit_s)
+            return measure(work.call, self.device, warmup=warmup, repeats=repeats, limit_s=limit_s,
+                           announce=announce)
         finally:
             del work
             if self.device.type == "cuda":
@@ -105,7 +120,8 @@ class Runner:
                 log(escape_markup(f"  probe {impl.name} N={n} failed: {type(err).__name__}: {_first_line(err)}"))
                 break
             series.add(n, t.ms, t.peak_mem_bytes)
-            self.probes.setdefault(impl.name, []).append({"seq": n, "ms": t.ms, "peak_mem_bytes": t.peak_mem_bytes})
+            self.probes.setdefault(impl.name, []).append({"seq": n, "ms": t.ms, "peak_mem_bytes": t.peak_mem_bytes,
+                                                          "first_call_s": t.first_call_s})
             log(f"  probe {impl.name} N={n}: {format_ms(t.ms)}")
             n *= 4
 
@@ -151,8 +167,11 @@ class Runner:
                 progress.advance(f"{impl.name} N={n}: failed")
                 continue
             series.add(n, t.ms, t.peak_mem_bytes)
+            if t.first_call_s is not None and t.first_call_s >= FIRST_CALL_REPORT_S:
+                log(f"  {impl.name} N={n}: first call took {t.first_call_s:.3g} s, timed calls {format_ms(t.ms)}")
             sec = t.ms / 1e3
             rec.update(ms=t.ms, times_ms=t.times_ms, peak_mem_bytes=t.peak_mem_bytes, reason=t.note,
+                       first_call_s=t.first_call_s,
                        flops_per_s=rec["flops"] / sec if sec > 0 else None,
                        bytes_per_s=rec["bytes"] / sec if sec > 0 else None)
             progress.advance(f"{impl.name} N={n}: {format_ms(t.ms)}")
@@ -177,13 +196,6 @@ def escape_markup(text) -> str:
     return escape(str(text))
 
 
-REFERENCE_NAME = {
-    "lightning_attn": "the float64 naive masked reference",
-    "softmax_attn": "a float64 math softmax reference",
-    "toeplitz": "the float64 dense Toeplitz reference",
-}
-
-
 def run_checks(impls, dtype, device, config) -> dict[str, dict]:
     from ..bench import registry
 
@@ -201,7 +213,7 @@ def run_checks(impls, dtype, device, config) -> dict[str, dict]:
             continue
         ok = err <= tol
         results[impl.name] = {"error": err, "ok": ok, "tolerance": tol, "reason": None if ok else (
-            f"check failed: relative RMS error {err:.2e} > {tol:.0e} against {REFERENCE_NAME[impl.op]} ({where})")}
+            f"check failed: relative RMS error {err:.2e} > {tol:.0e} against {impl.reference_name} ({where})")}
         if ok:
             log(f"  check {impl.name}: relative RMS error {err:.2e} (tolerance {tol:.0e}) ok")
         else:

@@ -39,7 +39,7 @@ from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .video_lists import VideoItem, VideoList, read_label_map, read_video_list, resolve_data_path
 from .video_transforms import (mixup, normalize, random_resized_crop, resize_short_side, smooth_one_hot, spatial_crops,
                                to_float)
@@ -201,6 +201,12 @@ def views_from_clips(frames_per_clip: list, pre: VideoPreprocess, crops: int):
         x = resize_short_side(to_float(frames), short)
         views.extend(normalize(c.contiguous(), pre.mean, pre.std) for c in spatial_crops(x, pre.crop_size, crops))
     return torch.stack(views)
+
+
+def check_views(clips: int, crops: int) -> None:
+    """Multi-view testing needs at least one clip and one crop (UsageError, exit 2)."""
+    if clips < 1 or crops < 1:
+        raise UsageError(f"--clips and --crops must be >= 1, got {clips} and {crops}")
 
 
 def load_views(path: str | Path, pre: VideoPreprocess, clips: int = 1, crops: int = 1, *, backend: str = "auto"):

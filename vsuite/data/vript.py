@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from ..errors import DataError
 
 CAPTION_KEYS = ("shot_type", "camera_movement", "content", "scene_title")
@@ -253,3 +255,27 @@ def load_video_annotations(caption_path: Path) -> VriptVideo:
     if cuts:
         video.cuts = read_cut_meta(cuts)
     return video
+
+
+class CaptionDataConfig(BaseModel):
+    """The [data] table of a caption finetune: where the Vript-format data is and how samples are built
+    (windows of min_scenes..max_scenes consecutive scenes; Vript's voice-over and timestamp paradigms)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    root: str = ""
+    min_scenes: int = Field(1, ge=1)
+    max_scenes: int = Field(4, ge=1)
+    voiceover: bool = True  # paradigm 2: ASR text in the instruction when the caption mentions speech
+    voiceover_always: bool = False  # also when the caption does not mention voice/narration
+    timestamps: bool = True  # paradigm 3
+    max_windows_per_video: int = Field(0, ge=0, description="0 = every window")
+    batch_size: int = Field(1, ge=1)
+    shuffle: bool = True
+    video_backend: str = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> CaptionDataConfig:
+        if self.max_scenes < self.min_scenes:
+            raise ValueError(f"max_scenes ({self.max_scenes}) < min_scenes ({self.min_scenes})")
+        return self

@@ -77,8 +77,11 @@ def video_stream(container):
     """The first video stream that is not cover art (an attached picture), or None."""
     import av
 
-    attached = int(av.stream.Disposition.attached_pic)
-    return next((s for s in container.streams.video if not int(s.disposition) & attached), None)
+    def bits(flag) -> int:  # av >= 18 has an IntFlag; av 14.1-17 a Flag, which int() refuses
+        return getattr(flag, "value", flag)
+
+    attached = bits(av.stream.Disposition.attached_pic)
+    return next((s for s in container.streams.video if not bits(s.disposition) & attached), None)
 
 
 def _video_info(path, container, video, audio) -> VideoInfo:

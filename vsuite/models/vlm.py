@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeviceError, ModelNotFoundError
+from ..errors import ModelNotFoundError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -44,29 +43,6 @@ def sampling_rate(item: VideoPrompt) -> float:
     return (len(item.indices) - 1) / span if span > 0 else float(item.fps)
 
 
-def _resolve_device(device: str):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"--device {device} asked for, but no CUDA GPU is visible; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-
-
-def _resolve_dtype(dtype: str, device):
-    import torch
-
-    if dtype not in DTYPES:
-        raise DeviceError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
-
-
 class VideoLM:
     """A loaded processor + model pair and the chat layout to talk to it about a video."""
 
@@ -77,14 +53,17 @@ class VideoLM:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, ref: str, *, device: str = "auto", dtype: str = "auto") -> VideoLM:
+    def load(cls, ref: str | Path, *, device: Any = "auto", dtype: Any = "auto", name: str | None = None) -> VideoLM:
+        """`device`/`dtype`: the CLI's strings (auto | cpu | cuda:N, auto | float32 | ...) or torch objects;
+        `name` (default `ref`) is what results record as the model."""
+        from ..devices import resolve_device, resolve_dtype
         from ..hub import resolve_model_dir
 
         folder = resolve_model_dir(ref)
         if not (folder / "config.json").is_file():
             raise ModelNotFoundError(f"{folder} has no config.json; pass a Hugging Face model folder")
-        dev = _resolve_device(device)
-        torch_dtype = _resolve_dtype(dtype, dev)
+        dev = resolve_device(device) if isinstance(device, str) else device
+        torch_dtype = resolve_dtype(dtype, dev) if isinstance(dtype, str) else dtype
         from transformers import AutoModelForImageTextToText, AutoProcessor
         from transformers.utils import logging as hf_logging
 
@@ -100,7 +79,7 @@ class VideoLM:
             raise ModelNotFoundError(f"{ref} does not load as a video-language model: "
                                      f"{str(err).splitlines()[0][:200]}") from None
         model.to(dev).eval()
-        return cls(model, processor, name=str(ref), device=dev, dtype=torch_dtype)
+        return cls(model, processor, name=str(name or ref), device=dev, dtype=torch_dtype)
 
     @classmethod
     def from_parts(cls, model, processor, name: str = "model") -> VideoLM:

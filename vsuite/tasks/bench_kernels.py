@@ -13,8 +13,8 @@ Procedure:
      higher of the two probes counts).
   3. --check: each available implementation runs once at N=257, B1 H2, D=min(dim, 64) in the
      benchmark dtype and is compared (relative RMS error, also the input grads in bwd modes)
-     with a float64 reference on CPU: the naive masked form for Lightning Attention, a math
-     softmax for sdpa, the dense Toeplitz matrix for the Toeplitz impls. A failed check
+     with the impl's own float64 reference on CPU (vsuite.bench.registry): the per-token decay
+     recurrence for Lightning Attention, a math softmax for sdpa, a lag-by-lag sum for Toeplitz. A failed check
      removes the implementation from timing with the reason in its rows.
   4. For each implementation, the sizes in increasing order: predict the time (and working
      memory) from the largest size measured so far, or, before the first size, from a probe
@@ -33,51 +33,23 @@ Torch is imported inside the functions so that `vsuite --help` stays fast.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ..bench.runner import base_record, dtype_name, escape_markup, loadavg, run_checks, Runner, shares_of_peak, speedups
 from ..console import Progress, log, warn
+from ..devices import resolve_device
 from ..errors import DeviceError, UsageError
-
-DTYPE_NAMES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
 
 # --------------------------------------------------------------------------- resolution
-def resolve_device(spec: str):
-    import torch
-
-    spec = spec.strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    m = re.fullmatch(r"cuda(?::(\d+))?", spec)
-    if not m:
-        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")
-    if not torch.cuda.is_available():
-        raise DeviceError("CUDA is not available on this machine; use --device cpu")
-    index = int(m.group(1)) if m.group(1) is not None else torch.cuda.current_device()
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise DeviceError(f"cuda:{index} does not exist: this machine has {count} CUDA device(s) "
-                          f"(cuda:0..cuda:{count - 1})")
-    return torch.device("cuda", index)
-
-
 def resolve_dtype(spec: str, device):
+    """vsuite.devices.resolve_dtype, then a tiny matmul: the dtype must also run on the device with this torch."""
     import torch
 
-    if spec == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if spec not in DTYPE_NAMES:
-        raise UsageError(f"--dtype must be auto, float32, float16 or bfloat16, got {spec!r}")
-    dtype = getattr(torch, spec)
-    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported(including_emulation=False):
-        raise DeviceError(f"{torch.cuda.get_device_name(device)} has no bfloat16 support; use --dtype float16 or float32")
-    try:  # a tiny matmul in that dtype must work on the device
+    from ..devices import resolve_dtype as resolve
+
+    dtype = resolve(spec, device)
+    try:
         a = torch.ones(4, 4, dtype=dtype, device=device)
         (a @ a).sum().item()
     except (RuntimeError, TypeError) as err:
@@ -120,13 +92,12 @@ def _check_output_path(path, flag: str) -> None:
 # --------------------------------------------------------------------------- listing
 def list_implementations() -> None:
     """Print the registered implementations and whether they run here."""
-    import torch
     from rich.table import Table
 
     from ..bench import registry
     from ..bench.report import print_table
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     table = Table("name", "op", "scaling", "C", "what", f"on {device}", title="bench-kernels implementations",
                   title_justify="left")
     for name in registry.names():

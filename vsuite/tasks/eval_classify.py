@@ -2,7 +2,8 @@
 
 Every video of the list is cut into clips x crops views (the model's protocol; see
 vsuite.data.video_classification), the softmax is averaged over its views, and the video counts for top-k
-when its class is among the k most probable (k = min(5, classes) for "top5"). The list's labels are matched
+when its class is among the k most probable (k = min(5, classes) for "top5"; ties by class id: the scorer
+is vsuite.metrics.topk, shared with the finetune's validation). The list's labels are matched
 to the model's classes by name (class ids are taken as they are when the list has no names). The report
 carries the sampling protocol; --json prints it as one JSON document, --predictions FILE also writes one
 JSON line per video.
@@ -16,7 +17,6 @@ from pathlib import Path
 
 from ..console import Progress, log, out
 from ..errors import DataError, UsageError
-from . import _classifier as C
 
 
 def to_model_ids(videos, config) -> list[int]:
@@ -45,38 +45,45 @@ def to_model_ids(videos, config) -> list[int]:
 def run(*, model: str, data: str, root: str | None = None, labels: str | None = None, clips: int = 1,
         crops: int = 1, backend: str = "auto", device: str = "auto", limit: int = 0, as_json: bool = False,
         predictions: Path | None = None) -> dict:
-    C.check_views(clips, crops)
+    from ..data.video_classification import VideoPreprocess, check_views, load_views, protocol, read_video_list
+    from ..devices import resolve_device
+    from ..metrics.topk import average_views, top_classes, topk_accuracy
+    from ..models.video_classifier import load_classifier, model_folder, view_probabilities
+
+    check_views(clips, crops)
     if limit < 0:
         raise UsageError(f"--limit must be >= 0, got {limit}")
-    from ..data.video_classification import load_views, protocol, read_video_list
 
-    folder = C.model_folder(model)
+    folder = model_folder(model)
     videos = read_video_list(data, root or None, labels=labels or None)
     items = videos.items[:limit] if limit else videos.items
-    dev = C.resolve_device(device)
-    net, pre = C.load_classifier(folder, dev)
+    dev = resolve_device(device)
+    net = load_classifier(folder, dev)
+    pre = VideoPreprocess.for_model(folder if folder.is_dir() else None, net.config)
     truth = to_model_ids(videos, net.config)[: len(items)]
     k5 = min(5, net.config.num_labels)
     log(f"model {folder} ({net.config.num_labels} classes) on {dev} | {len(items)} videos of {data} "
         f"({videos.format}) | {pre.num_frames} frames, {pre.sampling} sampling, {clips} clip(s) x {crops} crop(s)")
-    hits1 = hits5 = 0
+    import torch
+
     start = time.monotonic()
-    lines = []
+    lines, probs, hits1 = [], [], 0
     with Progress("eval", len(items), every=max(1, len(items) // 10)) as progress:
         for item, label in zip(items, truth):
             views, record = load_views(item.path, pre, clips, crops, backend=backend)
-            probs = C.video_probabilities(net, views, dev)
-            top = probs.topk(k5).indices.tolist()
+            p = average_views(view_probabilities(net, views, dev))  # [classes]
+            probs.append(p)
+            top = top_classes(p, k5)
             hits1 += int(top[0] == label)
-            hits5 += int(label in top)
             if predictions is not None:
                 lines.append(json.dumps({"video": str(item.path), "label": label, "top5": top,
-                                         "probabilities": [round(float(probs[i]), 6) for i in top],
+                                         "probabilities": [round(float(p[i]), 6) for i in top],
                                          "frames": [c["indices"] for c in record["clips"]]}))
             progress.advance(f"top1 {hits1 / (progress.done + 1):.3f}")
     n = len(items)
+    scores = topk_accuracy(torch.stack(probs), truth, ks=(1, 5))
     report = {"model": str(folder), "data": str(data), "format": videos.format, "videos": n,
-              "classes": net.config.num_labels, "top1": hits1 / n, "top5": hits5 / n, "top5_k": k5,
+              "classes": net.config.num_labels, "top1": scores["top1"], "top5": scores["top5"], "top5_k": k5,
               "protocol": protocol(pre, clips, crops, backend), "device": str(dev),
               "elapsed_s": round(time.monotonic() - start, 3)}
     if predictions is not None:
@@ -87,6 +94,6 @@ def run(*, model: str, data: str, root: str | None = None, labels: str | None = 
         from rich.table import Table
 
         table = Table("videos", "views", "top1", f"top{k5}", box=None)
-        table.add_row(str(n), f"{clips}x{crops}", f"{100 * hits1 / n:.2f}", f"{100 * hits5 / n:.2f}")
+        table.add_row(str(n), f"{clips}x{crops}", f"{100 * scores['top1']:.2f}", f"{100 * scores['top5']:.2f}")
         out(table)
     return report

@@ -1,10 +1,10 @@
 """`vsuite eval lm`: perplexity of a causal LM on a text file, at one or more evaluation lengths.
 
-Context protocol (printed with every result): the file's tokens (documents joined by eos, no bos) are
-cut into non-overlapping windows of N tokens; window i predicts tokens i*N+1 ... i*N+N from the tokens
-before them inside the same window only (no context carried across windows), so every token but the
-first is predicted exactly once with 0 to N-1 tokens of context, and the last window may be shorter.
-Perplexity = exp(total NLL / predicted tokens). Doing this for several N gives the extrapolation table
+Context protocol (vsuite.metrics.lm, printed with every result): the file's tokens (documents joined by
+eos, no bos) are cut into non-overlapping windows of N tokens; window i predicts tokens i*N+1 ... i*N+N
+from the tokens before them inside the same window only (no context carried across windows), so every
+token but the first is predicted exactly once with 0 to N-1 tokens of context, and the last window may be
+shorter. Perplexity = exp(total NLL / predicted tokens). Doing this for several N gives the extrapolation table
 (perplexity against evaluation length; lengths beyond the training length test extrapolation).
 
 The model loads with transformers' AutoModelForCausalLM after `import vsuite.models` (never
@@ -17,40 +17,10 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..console import Progress, log, out, warn
-from ..errors import DeviceError, ModelNotFoundError, RecipeError
-
-PROTOCOL = ("non-overlapping windows of N tokens; each token after the first is predicted once, from the earlier "
-            "tokens of its own window only (0..N-1 tokens of context, none carried across windows); the last "
-            "window may be shorter; documents joined by eos, no bos; ppl = exp(total NLL / predicted tokens)")
-
-
-class EvalLMConfig(BaseModel):
-    """The [eval] table of an eval-lm recipe (flags of `vsuite eval lm` override it)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    model: str = ""  # model folder, run folder, or Hub id
-    data: str = ""  # text file, folder, glob or JSONL (as data.path of pretrain)
-    format: Literal["auto", "text", "jsonl", "datasets"] = "auto"
-    text_field: str = "text"
-    tokenizer: str = ""  # empty: the model folder's tokenizer
-    seq: list[int] = Field(default_factory=lambda: [512], description="evaluation lengths N")
-    batch_size: int = Field(8, ge=1, description="windows per forward pass")
-    max_tokens: int = Field(0, ge=0, description="evaluate only the first N tokens of the data; 0 = all")
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on CUDA, fp32 on the CPU
-
-    @field_validator("seq")
-    @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(n < 1 for n in v):
-            raise ValueError(f"give one or more positive lengths, got {v}")
-        return v
+from ..errors import ModelNotFoundError, RecipeError
+from ..metrics.lm import PROTOCOL, EvalLMConfig
 
 
 def resolve_model_folder(ref: str) -> Path:
@@ -86,46 +56,29 @@ def load_model(folder: Path, device, dtype):
 
 
 def _device_dtype(cfg: EvalLMConfig):
-    import torch
+    """--device and --dtype through vsuite.devices (auto: bf16 on a GPU that has it, else fp16; fp32 on the CPU)."""
+    from ..devices import resolve_device, resolve_dtype
 
-    from ..train.distributed import resolve_device
-
-    device = resolve_device(cfg.device, 0)
-    if cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device.type == "cuda"):
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DeviceError(f"{device} does not support bfloat16; pass --dtype float32")
-        return device, torch.bfloat16
-    return device, torch.float32
+    device = resolve_device(cfg.device)
+    return device, resolve_dtype(cfg.dtype, device)
 
 
 def window_nll(model, tokens, seq_len: int, batch_size: int, device, progress=None) -> tuple[float, int, int]:
-    """(total NLL in nats, predicted tokens, windows) under the context protocol above."""
-    import torch
+    """(total NLL in nats, predicted tokens, windows) under vsuite.metrics.lm's protocol."""
+    from ..metrics.lm import windowed_nll
 
-    from ..data.text import eval_windows
-    from ..train.losses import token_nll
+    def logits(input_ids):
+        return model(input_ids=input_ids.to(device), use_cache=False).logits
 
-    windows = eval_windows(tokens, seq_len)
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for length in sorted({len(w[0]) for w in windows}, reverse=True):  # batch windows of equal length
-            same = [w for w in windows if len(w[0]) == length]
-            for i in range(0, len(same), batch_size):
-                chunk = same[i:i + batch_size]
-                inputs = torch.stack([w[0] for w in chunk]).to(device)
-                labels = torch.stack([w[1] for w in chunk]).to(device)
-                logits = model(input_ids=inputs, use_cache=False).logits
-                total += float(token_nll(logits, labels, reduction="sum"))
-                count += labels.numel()
-                if progress is not None:
-                    progress.advance(f"N={seq_len}")
-    return total, count, len(windows)
+    advance = (lambda: progress.advance(f"N={seq_len}")) if progress is not None else None
+    return windowed_nll(logits, tokens, seq_len, batch_size, on_batch=advance)
 
 
 def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
+    from ..data import data_roots
     from ..data.text import read_documents, resolve_path, tokenize_documents
     from ..data.tokenizers import load_tokenizer, load_tokenizer_from
-    from .pretrain import project_root
+    from ..metrics.lm import perplexity
 
     if not cfg.model:
         raise RecipeError("no model: pass --model PATH|HUB_ID (or eval.model in the recipe)")
@@ -135,7 +88,7 @@ def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
     tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else load_tokenizer_from(folder)
     device, dtype = _device_dtype(cfg)
     model = load_model(folder, device, dtype)
-    path = resolve_path(cfg.data, [project_root()])
+    path = resolve_path(cfg.data, data_roots())
     docs = read_documents(path, format=cfg.format, text_field=cfg.text_field)
     tokens = tokenize_documents(docs, tokenizer)[:-1]  # documents joined by eos; no eos after the last
     if cfg.max_tokens:
@@ -153,9 +106,8 @@ def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
         for n in cfg.seq:
             start = time.monotonic()
             total, count, windows = window_nll(model, tokens, n, cfg.batch_size, device, progress)
-            nll = total / count
-            rows.append({"seq": n, "windows": windows, "predicted_tokens": count, "nll": nll,
-                         "ppl": math.exp(min(nll, 700.0)), "seconds": round(time.monotonic() - start, 3)})
+            rows.append({"seq": n, "windows": windows, "predicted_tokens": count, "nll": total / count,
+                         "ppl": perplexity(total, count), "seconds": round(time.monotonic() - start, 3)})
     result = {"model": str(folder), "model_type": getattr(model.config, "model_type", None), "data": str(path),
               "tokenizer": tokenizer.name, "tokens": len(tokens), "device": str(device),
               "dtype": str(dtype).replace("torch.", ""), "protocol": PROTOCOL, "results": rows}

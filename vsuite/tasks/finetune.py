@@ -9,27 +9,16 @@ One command for every video task. A finetune recipe names its kind in a `[task]`
 and vsuite.recipes resolves the recipe against the tables of the task "finetune-<kind>" (TASK_TABLES), so
 each kind has its own typed [model] / [data] / [eval] tables while [train] is always vsuite.train.TrainConfig.
 To add a kind: register "finetune-<kind>" in vsuite.recipes.TASK_TABLES (its "task" table is
-FinetuneTaskConfig), add the kind to FinetuneTaskConfig.kind and to KINDS below, and give the module a
-`run(recipe, *, resume)` function.
+vsuite.train.config.FinetuneTaskConfig), add the kind to FinetuneTaskConfig.kind and to KINDS below, and
+give the module a `run(recipe, *, resume)` function.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 # kind -> module with run(recipe, *, resume)
 KINDS = {"classify": "vsuite.tasks.finetune_classify", "caption": "vsuite.tasks.finetune_caption"}
-
-
-class FinetuneTaskConfig(BaseModel):
-    """The [task] table of a finetune recipe: which task the recipe trains."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    kind: Literal["classify", "caption"] = "classify"
 
 
 def run(recipe, *, resume: str = "auto"):

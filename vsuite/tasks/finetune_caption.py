@@ -2,14 +2,16 @@
 
 Recipe tables:
   [task]   kind = "caption"
-  [model]  init = folder or Hub id of a video-language model (SmolVLM2, Qwen2-VL, ...); lora = true trains LoRA
-           adapters (peft) and merges them into the weights on save; false trains every unfrozen weight.
-  [data]   root = a folder holding <video_id>_caption.json files (searched recursively) with, beside each,
-           <video_id>_asr.jsonl, <video_id>_cut_meta.json and either the clips (<clip_id>.mp4) or the long video
-           (<video_id>.mp4, cut at cut_meta's times). Samples follow Vript's three paradigms: windows of
-           min_scenes..max_scenes consecutive scenes -> one multi-scene script (video-script alignment); the
-           voice-over in the instruction (`voiceover`); Duration/Sampling Rate in the input and per-scene
-           `(Duration: [s, e]/Ts)` in the output (`timestamps`).
+  [model]  vsuite.models.vlm_config.CaptionModelConfig: init = folder or Hub id of a video-language model
+           (SmolVLM2, Qwen2-VL, ...); lora = true trains LoRA adapters (peft) and merges them into the weights
+           on save; false trains every unfrozen weight.
+  [data]   vsuite.data.vript.CaptionDataConfig: root = a folder holding <video_id>_caption.json files
+           (searched recursively) with, beside each, <video_id>_asr.jsonl, <video_id>_cut_meta.json and either
+           the clips (<clip_id>.mp4) or the long video (<video_id>.mp4, cut at cut_meta's times). Samples
+           follow Vript's three paradigms: windows of min_scenes..max_scenes consecutive scenes -> one
+           multi-scene script (video-script alignment); the voice-over in the instruction (`voiceover`);
+           Duration/Sampling Rate in the input and per-scene `(Duration: [s, e]/Ts)` in the output
+           (`timestamps`).
   [train]  vsuite.train.TrainConfig.
 
 Run folder: OUT/checkpoints/step-N (training state for --resume) and OUT/model: the final weights (adapters
@@ -24,51 +26,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from ..console import log
 from ..data import vript
+from ..data.vript import CaptionDataConfig
 from ..errors import DataError, RecipeError
-
-
-class CaptionModelConfig(BaseModel):
-    """The [model] table of a caption finetune recipe."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    init: str = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
-    lora: bool = True
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-                                      description="LoRA targets (module name suffixes) in the language model")
-    modules_to_save: list[str] = Field(default_factory=list, description="with LoRA: modules trained in full "
-                                       "(e.g. lm_head), merged back on save")
-    freeze_vision: bool = True  # full finetuning: keep the vision encoder fixed
-
-
-class CaptionDataConfig(BaseModel):
-    """The [data] table: where the Vript-format data is and how samples are built."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    root: str = ""
-    min_scenes: int = Field(1, ge=1)
-    max_scenes: int = Field(4, ge=1)
-    voiceover: bool = True  # paradigm 2: ASR text in the instruction when the caption mentions speech
-    voiceover_always: bool = False  # also when the caption does not mention voice/narration
-    timestamps: bool = True  # paradigm 3
-    max_windows_per_video: int = Field(0, ge=0, description="0 = every window")
-    batch_size: int = Field(1, ge=1)
-    shuffle: bool = True
-    video_backend: str = "auto"
-
-    @model_validator(mode="after")
-    def _check(self) -> CaptionDataConfig:
-        if self.max_scenes < self.min_scenes:
-            raise ValueError(f"max_scenes ({self.max_scenes}) < min_scenes ({self.min_scenes})")
-        return self
+from ..models.vlm_config import CaptionModelConfig
 
 
 @dataclass
@@ -294,8 +256,9 @@ def run(recipe, *, resume: str = "auto"):
     """Train as the recipe says; writes OUT/model and returns the trainer's TrainResult."""
     from ..models.vlm import VideoLM, save_vlm
     from ..train import distributed as D
+    from ..data import data_roots
     from ..train import fit, seed_everything
-    from .finetune_classify import data_roots
+    from ..train.config import run_folder
 
     train, data, mcfg = recipe.train, recipe.data, recipe.model
     if not data.root:
@@ -306,7 +269,7 @@ def run(recipe, *, resume: str = "auto"):
     files = find_caption_files(root)
     if not files:
         raise DataError(f"no *caption.json under {root}; expected Vript's <video_id>_caption.json files")
-    out_dir = Path(train.out_dir or Path("runs") / Path(recipe.source).stem)
+    out_dir = run_folder(train, recipe.source)
     env = D.init(train.device)
     try:
         samples = []

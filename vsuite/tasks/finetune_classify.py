@@ -2,13 +2,14 @@
 
 Recipe tables:
   [task]   kind = "classify"
-  [model]  model_type (default "lvt") + [model.config] (fields of its config class), or `init` = a folder /
-           Hub id to start from (its head is replaced when the class count differs). num_labels, id2label and
+  [model]  vsuite.models.video_classifier.ClassifyModelConfig: model_type (default "lvt") + [model.config]
+           (fields of its config class), or `init` = a folder / Hub id / official LVT checkpoint file to start
+           from (its head is replaced when the class count differs). num_labels, id2label and
            label2id always come from the training list (names, a label map, or ids "0".."C-1").
   [data]   vsuite.data.video_classification.VideoClassificationDataConfig (lists, sampling, augmentation).
   [train]  vsuite.train.TrainConfig (the shared trainer: AdamW, warmup + cosine, checkpoints, resume).
-  [eval]   views and size of the held-out check on data.val (top-1 / top-5 every train.eval_every steps and
-           at the end).
+  [eval]   vsuite.metrics.topk.ClassifyEvalConfig: views and size of the held-out check on data.val (top-1 /
+           top-5 by vsuite.metrics.topk, every train.eval_every steps and at the end).
 
 Every checkpoint (OUT/checkpoints/step-XXXXXXXX) is a Hugging Face folder plus
 video_preprocessor_config.json (the frame sampling and crops the model was trained with), so
@@ -19,54 +20,10 @@ path goes to stdout; everything else to stderr.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..console import log
 from ..errors import RecipeError
-from ..models.config_fields import check_config_fields, config_class
-
-
-class ClassifyModelConfig(BaseModel):
-    """The [model] table of a classification finetune recipe."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    model_type: str = "lvt"
-    init: str = ""  # start from these weights (folder or Hub id) instead of a random init
-    config: dict[str, Any] = Field(default_factory=dict, description="fields of the model's config class")
-
-    @model_validator(mode="after")
-    def _known_fields(self) -> ClassifyModelConfig:
-        if self.init and self.config:
-            raise ValueError("give either init (start from weights) or [model.config] (a new model), not both")
-        cls = config_class(self.model_type)
-        if cls is None:
-            raise ValueError(f"model_type {self.model_type!r} is not registered (vsuite.models has: lvt)")
-        labels = sorted({"num_labels", "id2label", "label2id"} & set(self.config))
-        if labels:
-            raise ValueError(f"{', '.join(labels)} come from the training list; remove them from [model.config]")
-        check_config_fields(cls, self.model_type, self.config)
-        return self
-
-
-class ClassifyEvalConfig(BaseModel):
-    """The [eval] table: the held-out check on data.val during training."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    clips: int = Field(1, ge=1)
-    crops: int = Field(1, ge=1)
-    max_videos: int = Field(0, ge=0, description="score at most this many videos of data.val; 0 = all")
-
-
-def data_roots() -> list[Path]:
-    """Relative data paths: the working directory first, then the vsuite checkout."""
-    from ..recipes import recipes_dir
-
-    return [Path.cwd(), recipes_dir().parent]
+from ..models.video_classifier import ClassifyModelConfig
 
 
 def build_model(cfg: ClassifyModelConfig, classes: list[str], seed: int):
@@ -80,13 +37,9 @@ def build_model(cfg: ClassifyModelConfig, classes: list[str], seed: int):
     label2id = {name: i for i, name in id2label.items()}
     seed_everything(seed)
     if cfg.init:
-        from ._classifier import model_folder, quiet_loading
+        from ..models.video_classifier import load_for_finetune
 
-        quiet_loading()
-
-        return AutoModelForVideoClassification.from_pretrained(
-            model_folder(cfg.init), dtype=torch.float32, id2label=id2label, label2id=label2id,
-            ignore_mismatched_sizes=True)
+        return load_for_finetune(cfg.init, id2label, label2id)
     try:
         config = AutoConfig.for_model(cfg.model_type, **cfg.config, id2label=id2label, label2id=label2id)
     except (ValueError, TypeError) as err:
@@ -95,12 +48,14 @@ def build_model(cfg: ClassifyModelConfig, classes: list[str], seed: int):
 
 
 def make_eval_fn(recipe, pre, label2id: dict[str, int], env):
-    """Top-1 / top-5 on data.val (multi-view, softmax averaged), sharded over the ranks."""
+    """Top-1 / top-5 on data.val (vsuite.metrics.topk: softmax averaged over the views), sharded over the ranks."""
     import torch
     import torch.distributed as dist
 
+    from ..data import data_roots
     from ..data.video_classification import load_views, read_video_list, resolve_data_path
-    from ._classifier import video_probabilities
+    from ..metrics.topk import average_views, topk_hits
+    from ..models.video_classifier import view_probabilities
 
     data, ev = recipe.data, recipe.eval
     roots = data_roots()
@@ -108,15 +63,15 @@ def make_eval_fn(recipe, pre, label2id: dict[str, int], env):
     videos = read_video_list(resolve_data_path(data.val, roots), root, label2id=label2id)
     items = videos.items[: ev.max_videos] if ev.max_videos else videos.items
     mine = items[env.rank::env.world_size]
-    k5 = min(5, len(label2id))
 
     def evaluate(model, step: int) -> dict:
-        counts = torch.zeros(3, dtype=torch.float64, device=env.device)
-        for item in mine:
-            views, _ = load_views(item.path, pre, ev.clips, ev.crops, backend=data.video_backend)
-            top = video_probabilities(model, views, env.device).topk(k5).indices.tolist()
-            counts += torch.tensor([top[0] == item.label, item.label in top, 1.0], dtype=torch.float64,
-                                   device=env.device)
+        probs = [average_views(view_probabilities(model, load_views(item.path, pre, ev.clips, ev.crops,
+                                                                    backend=data.video_backend)[0], env.device))
+                 for item in mine]
+        counts = torch.zeros(3, dtype=torch.float64, device=env.device)  # [top-1 hits, top-5 hits, videos]
+        if probs:
+            hits = topk_hits(torch.stack(probs), [item.label for item in mine], ks=(1, 5))
+            counts += torch.tensor([hits[1], hits[5], len(mine)], dtype=torch.float64, device=env.device)
         if env.distributed:
             dist.all_reduce(counts)
         return {"top1": float(counts[0] / counts[2]), "top5": float(counts[1] / counts[2])}
@@ -126,15 +81,17 @@ def make_eval_fn(recipe, pre, label2id: dict[str, int], env):
 
 def run(recipe, *, resume: str = "auto"):
     """Train as the recipe says; returns the trainer's TrainResult."""
+    from ..data import data_roots
     from ..data.video_classification import VideoClipBatches, read_video_list, resolve_data_path
     from ..train import distributed as D
     from ..train import fit
+    from ..train.config import run_folder
 
     train, data = recipe.train, recipe.data
     if not data.train:
         raise RecipeError(f"{recipe.source}: data.train is empty; give the training list (CSV, `path label` lines "
                           "or SSv2 JSON)")
-    out_dir = Path(train.out_dir or Path("runs") / Path(recipe.source).stem)
+    out_dir = run_folder(train, recipe.source)
     env = D.init(train.device)
     try:
         roots = data_roots()

@@ -4,11 +4,13 @@ Joins the text pipeline (vsuite.data.text, vsuite.data.tokenizers), a model regi
 transformers' Auto classes (vsuite.models) and the shared trainer (vsuite.train).
 
 Recipe tables:
-  [model]  model_type + [model.config] (fields of that model's config class), or `init` = a folder / Hub
-           id to continue from. vocab_size and bos/eos/pad ids default to the tokenizer's.
+  [model]  vsuite.models.lm_config.LMModelConfig: model_type + [model.config] (fields of that model's config
+           class), or `init` = a folder / Hub id to continue from. vocab_size and bos/eos/pad ids default to
+           the tokenizer's.
   [data]   vsuite.data.text.TextDataConfig (corpus, tokenizer, seq_len, per-rank batch_size).
   [train]  vsuite.train.TrainConfig.
-  [eval]   path of held-out text: validation loss / perplexity every train.eval_every steps and at the end.
+  [eval]   vsuite.metrics.lm.PretrainEvalConfig: path of held-out text; validation loss / perplexity
+           (vsuite.metrics.lm) every train.eval_every steps and at the end.
 
 Procedure: start the process group (torchrun / SLURM / none), tokenize the corpus (every rank, in
 memory), pack it into windows of seq_len + 1 sharded over the ranks, build the model under train.seed,
@@ -18,51 +20,13 @@ The final checkpoint's path goes to stdout (rank 0); everything else to stderr.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..console import log
 from ..errors import RecipeError
-from ..models.config_fields import check_config_fields, config_class
-
-
-class LMModelConfig(BaseModel):
-    """The [model] table of a pretrain recipe."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    model_type: str = "transnormer"  # a model_type registered with transformers (vsuite.models adds its own)
-    init: str = ""  # start from these weights (folder or Hub id) instead of a random init
-    config: dict[str, Any] = Field(default_factory=dict, description="fields of the model's config class")
-
-    @model_validator(mode="after")
-    def _known_fields(self) -> LMModelConfig:
-        if self.init and self.config:
-            raise ValueError("give either init (continue from weights) or [model.config] (a new model), not both")
-        cls = config_class(self.model_type)
-        if cls is None:  # not registered (yet): checked when the model is built
-            return self
-        check_config_fields(cls, self.model_type, self.config)  # vocab and special ids come later
-        return self
-
-
-class PretrainEvalConfig(BaseModel):
-    """The [eval] table of a pretrain recipe: held-out loss during training."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    path: str = ""  # held-out text (same formats as data.path); empty: no evaluation
-    max_batches: int = Field(20, ge=1, description="at most this many batches of data.batch_size windows per rank")
-
-
-def project_root() -> Path:
-    from ..recipes import recipes_dir
-
-    return recipes_dir().parent
+from ..models.config_fields import config_class
+from ..models.lm_config import LMModelConfig
 
 
 def build_model(cfg: LMModelConfig, tokenizer, seed: int):
@@ -72,7 +36,12 @@ def build_model(cfg: LMModelConfig, tokenizer, seed: int):
 
     from ..train import seed_everything
 
-    if cfg.init:
+    if cfg.init and Path(cfg.init).expanduser().is_file():
+        # a single file is an official fairseq-evo TNN checkpoint (read without executing pickled code)
+        from ..models.tnn.official import load_fairseq_checkpoint
+
+        model = load_fairseq_checkpoint(Path(cfg.init).expanduser()).float()
+    elif cfg.init:
         from ..hub import resolve_model_dir
 
         model = AutoModelForCausalLM.from_pretrained(resolve_model_dir(cfg.init), dtype=torch.float32)
@@ -100,55 +69,56 @@ def build_model(cfg: LMModelConfig, tokenizer, seed: int):
 
 
 def make_eval_fn(recipe, tokenizer, env):
-    """Held-out mean loss and perplexity over full windows of data.seq_len, sharded over the ranks."""
+    """Held-out mean loss and perplexity over full windows of data.seq_len (the windows of
+    vsuite.metrics.lm's protocol, the short remainder left out), sharded over the ranks."""
     import torch
     import torch.distributed as dist
 
-    from ..data.text import eval_windows, load_tokens
-    from ..train.losses import token_nll
+    from ..data import data_roots
+    from ..data.text import load_tokens
+    from ..metrics.lm import nll_sum, perplexity, window_spans
 
     data = recipe.data
     tokens = load_tokens(data.model_copy(update={"path": recipe.eval.path, "max_tokens": 0}), tokenizer,
-                         [project_root()])
-    windows = [w for w in eval_windows(tokens, data.seq_len) if len(w[0]) == data.seq_len]
-    limit = recipe.eval.max_batches * data.batch_size * env.world_size
-    windows = windows[:limit]
-    mine = windows[env.rank::env.world_size][: len(windows) // env.world_size]
+                         data_roots())
+    spans = [s for s in window_spans(len(tokens), data.seq_len) if s[1] - s[0] == data.seq_len + 1]
+    spans = spans[:recipe.eval.max_batches * data.batch_size * env.world_size]
+    mine = spans[env.rank::env.world_size][: len(spans) // env.world_size]
     if not mine:
         raise RecipeError(f"eval.path {recipe.eval.path} has fewer than {env.world_size} window(s) of "
                           f"{data.seq_len} tokens; give more held-out text or lower data.seq_len")
 
     def evaluate(model, step: int) -> dict:
-        totals = torch.zeros(2, dtype=torch.float64, device=env.device)
-        for i in range(0, len(mine), data.batch_size):
-            chunk = mine[i:i + data.batch_size]
-            inputs = torch.stack([w[0] for w in chunk]).to(env.device)
-            labels = torch.stack([w[1] for w in chunk]).to(env.device)
-            logits = model(input_ids=inputs, use_cache=False).logits
-            totals[0] += token_nll(logits, labels, reduction="sum").double()
-            totals[1] += labels.numel()
+        totals = torch.zeros(2, dtype=torch.float64, device=env.device)  # [NLL sum, predicted tokens]
+        with torch.no_grad():
+            for i in range(0, len(mine), data.batch_size):
+                rows = torch.stack([tokens[a:b] for a, b in mine[i:i + data.batch_size]]).to(env.device)  # [B, N+1]
+                logits = model(input_ids=rows[:, :-1], use_cache=False).logits
+                totals[0] += nll_sum(logits, rows[:, 1:])
+                totals[1] += rows[:, 1:].numel()
         if env.distributed:
             dist.all_reduce(totals)
-        loss = float(totals[0] / totals[1])
-        return {"loss": loss, "ppl": math.exp(min(loss, 700.0))}
+        return {"loss": float(totals[0] / totals[1]), "ppl": perplexity(float(totals[0]), int(totals[1]))}
 
     return evaluate
 
 
 def run(recipe, *, resume: str = "auto"):
     """Train as the recipe says; returns the trainer's TrainResult."""
+    from ..data import data_roots
     from ..data.text import PackedWindows, load_tokens
     from ..data.tokenizers import load_tokenizer
     from ..train import distributed as D
     from ..train import fit
+    from ..train.config import run_folder
     from ..train.losses import shifted_causal_lm_loss
 
     train, data = recipe.train, recipe.data
-    out_dir = Path(train.out_dir or Path("runs") / Path(recipe.source).stem)
+    out_dir = run_folder(train, recipe.source)
     env = D.init(train.device)
     try:
         tokenizer = load_tokenizer(data.tokenizer)
-        tokens = load_tokens(data, tokenizer, [project_root()])
+        tokens = load_tokens(data, tokenizer, data_roots())
         batches = PackedWindows(tokens, data.seq_len, data.batch_size, rank=env.rank, world_size=env.world_size,
                                 shuffle=data.shuffle, seed=data.seed)
         model = build_model(recipe.model, tokenizer, train.seed)

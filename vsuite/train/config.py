@@ -6,6 +6,7 @@ Notable:
   - `optimizer`: AdamW (the language models) or SGD with momentum (the official LVT recipes).
   - The learning rate warms up linearly (from `warmup_start_lr`) to `lr` over `warmup_steps`, then (schedule = "cosine") follows
     a cosine down to `lr * min_lr_ratio` at `steps`; also "inverse_sqrt" and "constant" (vsuite.train.schedule).
+    A `warmup_steps` above `steps` (a short try of a long recipe) is clamped to `steps` with a one-line warning.
   - `dtype = "auto"`: bf16 autocast on CUDA (fp32 master weights), fp32 on the CPU.
   - `parallel = "auto"`: DDP when launched with several processes (torchrun), else one process;
     "fsdp" shards parameters, gradients and optimizer state with FSDP2 (`fully_shard`).
@@ -14,6 +15,7 @@ Notable:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,7 +56,27 @@ class TrainConfig(BaseModel):
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.warmup_steps > self.steps:
-            raise ValueError(f"warmup_steps ({self.warmup_steps}) must not exceed steps ({self.steps})")
+            # A short run of a long recipe (train.steps=20 on a recipe that warms up over 40) is what a quick
+            # try looks like: warm up over all the steps instead of refusing to start.
+            from ..console import warn
+
+            warn(f"train.warmup_steps ({self.warmup_steps}) exceeds train.steps ({self.steps}): "
+                 f"warming up over all {self.steps} steps")
+            self.warmup_steps = self.steps
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         return self
+
+
+def run_folder(train: TrainConfig, source: str) -> Path:
+    """The run folder: train.out_dir, else runs/<recipe file name without .toml>."""
+    return Path(train.out_dir or Path("runs") / Path(source).stem)
+
+
+class FinetuneTaskConfig(BaseModel):
+    """The [task] table of a finetune recipe: which kind of training run it is. vsuite.recipes resolves the
+    recipe against the tables of "finetune-<kind>"; `vsuite finetune` runs that kind's task."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["classify", "caption"] = "classify"

@@ -19,7 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import DeviceError, RecipeError
+from ..devices import resolve_device
+from ..errors import RecipeError
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,10 @@ def _export_slurm_rendezvous(rank: int, local_rank: int, world: int) -> None:
     os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["WORLD_SIZE"] = str(rank), str(local_rank), str(world)
 
 
-def resolve_device(spec: str, local_rank: int) -> torch.device:
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"train.device={spec} but CUDA is not available here; use train.device=cpu or auto")
-        return torch.device(spec if ":" in spec else f"cuda:{local_rank}")
-    return torch.device(spec)
-
-
 def init(device: str = "auto") -> DistEnv:
     """Start (once) the process group the launcher asked for; return this process's place in it."""
     rank, local_rank, world, launcher = read_env()
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank, flag="train.device")  # auto/cuda: cuda:LOCAL_RANK
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

@@ -11,8 +11,9 @@ It knows nothing about language modelling. It takes
 
 Per update: `grad_accum` micro-batches (gradient sync only on the last), the loss averaged over ranks
 (a NaN or inf stops the run with DivergedError before anything is stepped or saved), grad-norm clipping,
-AdamW or SGD, the scheduled lr (vsuite.train.schedule). SIGTERM / SIGUSR1: the update in progress finishes,
-a checkpoint is saved, and PreemptedError (exit 75) is raised.
+AdamW or SGD, the scheduled lr (vsuite.train.schedule). Stop requests (vsuite.train.signals): SIGTERM,
+SIGUSR1 or OUT/STOP finish the update, save, write OUT/PREEMPTED and raise PreemptedError (exit 75), or
+exit 0 under torchrun; Ctrl-C saves and raises InterruptedRunError (exit 130), a second Ctrl-C aborts.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import torch
 from torch import nn
 
 from ..console import Progress, log, warn
-from ..errors import DivergedError, PreemptedError, UsageError, VsuiteError
+from ..errors import DivergedError, InterruptedRunError, PreemptedError, UsageError, VsuiteError
 from . import checkpoint as C
 from . import distributed as D
 from .config import TrainConfig
 from .metrics import MetricsLog
 from .schedule import lr_at
-from .signals import StopFlag
+from . import signals as S
 
 # Seconds to sleep after each update: lets tests and demos deliver a signal mid-run. Not for real runs.
 STEP_DELAY_ENV = "VSUITE_TRAIN_STEP_DELAY"
@@ -90,7 +91,9 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _enable_checkpointing(model: nn.Module) -> None:
-    if getattr(model, "supports_gradient_checkpointing", False) and hasattr(model, "gradient_checkpointing_enable"):
+    if getattr(model, "supports_gradient_checkpointing", False) and hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})  # >= 5.24
+    elif getattr(model, "supports_gradient_checkpointing", False) and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         warn(f"{type(model).__name__} does not support activation checkpointing; training without it")
@@ -250,6 +253,7 @@ def fit(config: TrainConfig, model: nn.Module, data, recipe=None, *, out_dir: st
     run = _Run(config, model, data, recipe, out_dir, env, eval_fn, loss_fn, save_extra)
     if env.is_main:
         run.out_dir.mkdir(parents=True, exist_ok=True)
+        S.clear_marker(run.out_dir)  # a marker from an earlier stop would make the job script requeue again
     resumed = run.resume(resume)
     run.prepare()
     if resumed is not None:
@@ -268,6 +272,8 @@ def fit(config: TrainConfig, model: nn.Module, data, recipe=None, *, out_dir: st
                          resume_step=run.step if resumed is not None else None)
     try:
         _loop(run, metrics, result)
+    except KeyboardInterrupt:  # a second Ctrl-C (vsuite.train.signals): nothing more is saved
+        raise _aborted(run) from None
     finally:
         metrics.close()
     return result
@@ -281,7 +287,7 @@ def _loop(run: _Run, metrics: MetricsLog, result: TrainResult) -> None:
     start = time.monotonic()
     window_start, window_tokens = start, run.tokens
     progress = Progress("train", config.steps - run.step, every=config.log_every) if env.is_main else None
-    with StopFlag() as stop, (progress or contextlib.nullcontext()):
+    with S.StopFlag(run.out_dir / S.STOP_FILE, announce=env.is_main) as stop, (progress or contextlib.nullcontext()):
         while run.step < config.steps:
             loss, norm, lr = run.update(batches, autocast)
             result.losses.append(loss)
@@ -307,16 +313,45 @@ def _loop(run: _Run, metrics: MetricsLog, result: TrainResult) -> None:
                         log(f"eval at step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
             if delay:
                 time.sleep(delay)
-            stopping = D.any_true(env, stop.requested)
-            if (config.save_every and step % config.save_every == 0) or final or stopping:
+            # every rank stops after the same update, for the strongest request any rank has seen
+            kind = int(max(D.all_gather_float(env, float(stop.poll()))))
+            if (config.save_every and step % config.save_every == 0) or final or kind:
                 run.save(run.elapsed_before + time.monotonic() - start)
-            if stopping and not final:
+            if kind and not final:
                 result.step, result.checkpoint = step, run.last_checkpoint
-                raise PreemptedError(f"stopped by {stop.signame or 'a signal on another rank'} after step {step}; "
-                                     f"checkpoint {C.describe(run.last_checkpoint)} saved; rerun with --resume auto")
+                _stop(run, stop, kind, step)
+    if env.is_main:
+        stop.clear_stop_file()  # a stop request that came with the last update is void: the run is done
     result.step, result.checkpoint = run.step, run.last_checkpoint
     result.elapsed = run.elapsed_before + time.monotonic() - start
     if run.mode != "fsdp":
         result.rank_checksums = D.all_gather_float(env, _checksum(run.model))
         if len(set(result.rank_checksums)) > 1 and env.is_main:
             warn(f"ranks disagree on the final weights: checksums {result.rank_checksums}")
+
+
+def _stop(run: _Run, stop: S.StopFlag, kind: int, step: int) -> None:
+    """After the stop checkpoint: the one line, the marker, and the exit (see vsuite.train.signals)."""
+    saved, hint = C.describe(run.last_checkpoint), S.resume_command(run.out_dir)
+    if kind == S.INTERRUPT:
+        raise InterruptedRunError(f"interrupted at step {step}; saved {saved}; resume with: {hint}")
+    reason = stop.reason or "a stop request on another rank"
+    torchrun = S.under_torchrun()
+    message = f"stopped by {reason} after step {step}; saved {saved}; resume with: {hint}"
+    if run.env.is_main:
+        marker = S.write_marker(run.out_dir, step=step, checkpoint=str(run.last_checkpoint), reason=reason,
+                                exit_code=0 if torchrun else PreemptedError.exit_code, resume=hint)
+        stop.clear_stop_file()
+    if not torchrun:
+        raise PreemptedError(message)
+    # torchrun turns a non-zero worker exit into a ChildFailedError traceback: exit 0, the marker tells
+    if run.env.is_main:
+        log(f"preempted: {message} (marker {C.describe(marker)})")
+    raise SystemExit(0)
+
+
+def _aborted(run: _Run) -> InterruptedRunError:
+    last = run.last_checkpoint
+    kept = (f"the last complete checkpoint is {C.describe(last)}; resume with: {S.resume_command(run.out_dir)}"
+            if last else "no checkpoint was saved in this run folder")
+    return InterruptedRunError(f"aborted at step {run.step} without saving (second Ctrl-C); {kept}")

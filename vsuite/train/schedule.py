@@ -16,6 +16,7 @@ import math
 def lr_at(step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float,
           schedule: str = "cosine", warmup_start: float = 0.0) -> float:
     """Rate for the update that follows `step` completed updates (0-based)."""
+    warmup_steps = min(warmup_steps, total_steps)  # a warmup longer than the run ends with the run
     if warmup_steps > 0 and step < warmup_steps:
         return warmup_start + (lr - warmup_start) * (step + 1) / warmup_steps
     if schedule == "constant":

@@ -15,6 +15,13 @@ Notable fields:
                   borders at frames 0, 7, 8 and 15; SSv2 uses 16. It must divide num_frames.
   shift_div       fold = hidden_size // shift_div channels take the next frame, the next fold the previous
                   frame (official XVIT.SHIFT_DIV: 8 for Kinetics, 4 for SSv2).
+  temporal_embed_size  entries of the learned temporal embedding. The official backbone is built with its
+                  constructor default num_frames=8 (no config passes the clip length), so with 16 frames it
+                  views the (batch x frames) axis as groups of 8 and frame t gets entry t mod 8. vsuite adds
+                  entry t mod temporal_embed_size, which is that model (and one entry per frame when equal
+                  to num_frames). It must divide num_frames or be at least num_frames.
+  spatial_shift_size  official XVIT.SHIFT_SIZE s: the 8 neighbours at distance s (fold = C // (2((2s+1)^2-1)),
+                  so s = 4 gives fold C // 160), plus, for s = 2 only, the 16 groups of the official 24-table.
   share_gate      one gate Linear(3e -> e) for q and k (official SHARE_GATE; the code's default True, the
                   K400 config False).
   classifier_dropout  official MODEL.DROPOUT_RATE, used twice as in the official model: on the tokens
@@ -49,8 +56,9 @@ class LvtConfig(PreTrainedConfig):
     temporal_shift: bool = True  # neighbourhood association in the spatial attention (official USE_XVIT)
     num_segments: int = 8
     shift_div: int = 8
+    temporal_embed_size: int = 8  # official: the backbone's constructor default num_frames=8
     spatial_shift: bool = True  # neighbourhood association in the temporal attention (USE_SpatialShift)
-    spatial_shift_size: int = 1  # official SHIFT_SIZE: 1 (8 neighbours) or 2 (24 neighbours)
+    spatial_shift_size: int = 1  # official SHIFT_SIZE: 1 (K400 cgate, SSv2), 4 (K400 baselines); 2 has 24 groups
     hidden_dropout: float = 0.0  # proj_drop and MLP dropout (official drop_rate, 0 in every config)
     attention_dropout: float = 0.0  # on the gated features (official DROP_ATTN_RATE)
     drop_path_rate: float = 0.0  # stochastic depth, linear over the blocks (official DROP_PATH_RATE)
@@ -71,9 +79,13 @@ class LvtConfig(PreTrainedConfig):
                 problems.append(f"num_segments {self.num_segments} must divide num_frames {self.num_frames}")
             if self.shift_div < 2 or self.hidden_size // self.shift_div < 1:
                 problems.append(f"shift_div {self.shift_div} must be >= 2 and at most hidden_size")
+        if self.temporal_embed_size < 1 or (self.num_frames % self.temporal_embed_size
+                                            and self.temporal_embed_size < self.num_frames):
+            problems.append(f"temporal_embed_size {self.temporal_embed_size} must divide num_frames "
+                            f"{self.num_frames} or be at least num_frames")
         if self.spatial_shift:
-            if self.spatial_shift_size not in (1, 2):
-                problems.append(f"spatial_shift_size must be 1 or 2, got {self.spatial_shift_size}")
+            if not isinstance(self.spatial_shift_size, int) or self.spatial_shift_size < 1:
+                problems.append(f"spatial_shift_size must be an integer >= 1, got {self.spatial_shift_size}")
             elif self.hidden_size // spatial_fold_div(self.spatial_shift_size) < 1:
                 problems.append(f"hidden_size {self.hidden_size} is too small for a spatial shift of size "
                                 f"{self.spatial_shift_size} (needs >= {spatial_fold_div(self.spatial_shift_size)})")

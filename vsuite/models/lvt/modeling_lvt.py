@@ -4,8 +4,9 @@ Written from the official code's definitions (OpenNLPLab/Linear_VideoTransformer
 lvit_v2.py, linear_block_v2.py, slowfast/models/temporal_shift.py, head_helper.py, video_model_builder.py):
 
   frames [B, T, 3, H, W] -> per frame: Conv2d(3 -> D, k 16, s 14, p 8) + LayerNorm -> [B*T, h*w, D]
-  + temporal embedding (1, T, 1, D), zero-initialised (no spatial position embedding: the MLP's 3x3
-    depthwise conv supplies position)
+  + temporal embedding (1, E, 1, D), zero-initialised, frame t adding entry t mod E (official: E = 8, the
+    backbone's constructor default, also for 16-frame clips); no spatial position embedding: the MLP's 3x3
+    depthwise conv supplies position
   12 x block (divided time-space):
      temporal: x = x + DropPath(Attn_t(LN_t(x)))   over the T frames of each grid location;
                k and v get the 8-neighbour SPATIAL shift first
@@ -28,14 +29,15 @@ Neighbourhood association (shifts act on k and v after the qkv projection, befor
 channel c of the D = heads * e channels is head c // e, as in the official head-major layout):
   temporal_shift: frames are grouped num_segments at a time; fold = D // shift_div; channels [0, fold) take the
     NEXT frame's value, [fold, 2 fold) the PREVIOUS frame's, the rest stay; zeros at the group borders.
-  spatial_shift (size 1): fold = D // 16; out[i, j] = x[i + dy, j + dx] for the 8 groups (dy, dx) =
-    (+1, 0), (-1, 0), (0, +1), (0, -1), (-1, -1), (+1, +1), (-1, +1), (+1, -1); the other half unshifted.
+  spatial_shift (size s): fold = D // (2((2s+1)^2 - 1)) (D // 16 for s = 1); out[i, j] = x[i + dy, j + dx]
+    for the 8 groups (dy, dx) = (+s, 0), (-s, 0), (0, +s), (0, -s), (-s, -s), (+s, +s), (-s, +s), (+s, -s);
+    the channels after them unshifted.
     Groups 0-3 are zero where the source falls off the grid; groups 4-7 (the diagonals) keep the UNSHIFTED
     value there, because the official code first copies every channel from group 4 on and then overwrites
-    only the in-bounds part of each diagonal group. Size 2 follows the official 24-group table likewise.
+    only the in-bounds part of each diagonal group. Size 2 adds the official 24-group table's 16 groups.
 
-Parameter names follow the official ones (`base_model.` -> `lvt.`, `consensus.mlp_head.*` for the head) so an
-official checkpoint would load after a prefix rename.
+Parameter names follow the official ones (`base_model.` -> `lvt.`, `consensus.mlp_head.*` for the head);
+official.py reads an official SlowFast checkpoint.
 """
 
 from __future__ import annotations
@@ -53,16 +55,18 @@ from vsuite_kernels import linear_attn_noncausal
 from .configuration_lvt import LvtConfig, spatial_fold_div
 
 # (dy, dx, keep_border) per channel group: out[i, j] = x[i + dy, j + dx]; off-grid -> 0, or x[i, j] if keep.
-SPATIAL_SHIFTS = {
-    1: [(1, 0, False), (-1, 0, False), (0, 1, False), (0, -1, False),
-        (-1, -1, True), (1, 1, True), (-1, 1, True), (1, -1, True)],
-    2: [(2, 0, False), (-2, 0, False), (0, 2, False), (0, -2, False),
-        (-2, -2, True), (2, 2, True), (-2, 2, True), (2, -2, True),
-        (-2, -1, True), (-2, 1, True), (-1, -2, True), (1, -2, True),
-        (2, -1, True), (2, 1, True), (-1, 2, True), (1, 2, True),
-        (1, 0, True), (-1, 0, True), (0, 1, True), (0, -1, True),
-        (-1, -1, True), (1, 1, True), (-1, 1, True), (1, -1, True)],
-}
+# The official SpatialShift writes the 8 neighbours at distance s for every SHIFT_SIZE s, and 16 more groups
+# only when s == 2 (its hand-written 24-neighbour table).
+_SIZE_TWO_EXTRA = [(-2, -1, True), (-2, 1, True), (-1, -2, True), (1, -2, True),
+                   (2, -1, True), (2, 1, True), (-1, 2, True), (1, 2, True),
+                   (1, 0, True), (-1, 0, True), (0, 1, True), (0, -1, True),
+                   (-1, -1, True), (1, 1, True), (-1, 1, True), (1, -1, True)]
+
+
+def spatial_shift_table(s: int) -> list[tuple[int, int, bool]]:
+    eight = [(s, 0, False), (-s, 0, False), (0, s, False), (0, -s, False),
+             (-s, -s, True), (s, s, True), (-s, s, True), (s, -s, True)]
+    return eight + (_SIZE_TWO_EXTRA if s == 2 else [])
 
 
 # ----------------------------------------------------------------------------- neighbourhood association
@@ -85,7 +89,7 @@ def spatial_shift(x: torch.Tensor, height: int, width: int, shift_size: int = 1)
     rows, channels = x.shape[0], x.shape[-1]
     if rows % (height * width):
         raise ValueError(f"{rows} rows are not whole grids of {height}x{width}")
-    table = SPATIAL_SHIFTS[shift_size]
+    table = spatial_shift_table(shift_size)
     fold = channels // spatial_fold_div(shift_size)
     g = x.reshape(rows // (height * width), height, width, *x.shape[1:])
     extra = (1,) * (g.dim() - 3)
@@ -266,7 +270,7 @@ class LvtModel(LvtPreTrainedModel):
     def __init__(self, config: LvtConfig):
         super().__init__(config)
         self.patch_embed = LvtPatchEmbed(config)
-        self.temp_embed = nn.Parameter(torch.zeros(1, config.num_frames, 1, config.hidden_size))
+        self.temp_embed = nn.Parameter(torch.zeros(1, config.temporal_embed_size, 1, config.hidden_size))
         depth = config.num_hidden_layers  # stochastic depth linear from 0 to drop_path_rate (meta-device safe)
         rates = [config.drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(LvtBlock(config, r) for r in rates)
@@ -286,7 +290,8 @@ class LvtModel(LvtPreTrainedModel):
                              f"{t} frames of {c}")
         tokens, h, w = self.patch_embed(x.reshape(b * t, *x.shape[2:]))
         n = h * w
-        tokens = (tokens.reshape(b, t, n, -1) + self.temp_embed).reshape(b * t, n, -1)
+        entry = torch.arange(t, device=tokens.device) % self.temp_embed.shape[1]  # frame t -> entry t mod E
+        tokens = (tokens.reshape(b, t, n, -1) + self.temp_embed[:, entry]).reshape(b * t, n, -1)
         hidden = [] if output_hidden_states else None
         for block in self.blocks:
             if hidden is not None:
@@ -344,4 +349,5 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, labels.to(logits.device))
 
 
-__all__ = ["LvtForVideoClassification", "LvtModel", "LvtPreTrainedModel", "spatial_shift", "temporal_shift"]
+__all__ = ["LvtForVideoClassification", "LvtModel", "LvtPreTrainedModel", "spatial_shift", "spatial_shift_table",
+           "temporal_shift"]

@@ -13,6 +13,16 @@ GLU (channel mixer): y = (SiLU(x W1) * x W2) W3
 No positional embedding: the RPE generates coefficients for any length, which is what lets a
 model trained on 512 tokens evaluate at 14K. Decoding recomputes the prefix (no recurrent
 state: TNN's Toeplitz operator has none without an SSM conversion).
+
+Padding (attention_mask [B, N], 1 = real token): the GTU zeroes v at padded positions before the
+Toeplitz product. The product depends only on the lag i - j, so with the pads contributing nothing
+a real token at padded index p + i gets sum_j t_(i-j) v[p + j] over real tokens only: exactly the
+unpadded sequence's value, for left padding (batched generation) and right padding alike, causal or
+not. Everything else (norms, u, GLU) is per token, so pads leak through v alone. (Zeroing the
+embeddings is not enough: v = SiLU(x Wv + b) is non-zero for x = 0, and later layers see the
+residual stream of the pads.)
+
+Official fairseq-evo checkpoints load through official.py (`load_fairseq_checkpoint`).
 """
 
 from __future__ import annotations
@@ -74,8 +84,9 @@ class Tno(nn.Module):
         self.use_decay, self.gamma_value = config.use_decay, config.gamma
         self.rpe = Rpe(config, heads * head_dim)
         # Non-trainable, as in the paper's LM (gamma = 0.99 for 512-token training); saved with the
-        # weights like the reference's requires_grad=False parameter.
-        self.register_buffer("gamma", torch.full((heads, 1, head_dim), config.gamma))
+        # weights like the reference's requires_grad=False parameter, which exists only with decay on.
+        if self.use_decay:
+            self.register_buffer("gamma", torch.full((heads, 1, head_dim), config.gamma))
 
     def coefficients(self, n: int, device, dtype=torch.float32) -> torch.Tensor:
         pos = toeplitz_positions(n, self.causal, device=device, dtype=dtype)  # [L, 1]
@@ -97,10 +108,13 @@ class Gtu(nn.Module):
         self.o = nn.Linear(d1, config.hidden_size, bias=config.bias)
         self.toep = Tno(config, config.num_heads, d1 // config.num_heads)
 
-    def forward(self, x):  # x [B, N, D]
+    def forward(self, x, mask=None):  # x [B, N, D], mask [B, N] (1 = real token) or None
         B, N, _ = x.shape
         u = self.act(self.u_proj(x))
-        v = self.act(self.v_proj(x)).view(B, N, self.heads, -1).transpose(1, 2)  # [B, H, N, d]
+        v = self.act(self.v_proj(x))
+        if mask is not None:  # pads add nothing to the Toeplitz sums (module docstring)
+            v = v * mask[..., None].to(v.dtype)
+        v = v.view(B, N, self.heads, -1).transpose(1, 2)  # [B, H, N, d]
         o = self.toep(v).transpose(1, 2).reshape(B, N, -1)
         return self.o(u * o)
 
@@ -127,8 +141,8 @@ class TnnLayer(nn.Module):
         self.channel_mixer = Glu(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
-        x = x + self.dropout(self.token_mixer(self.token_norm(x)))
+    def forward(self, x, mask=None):
+        x = x + self.dropout(self.token_mixer(self.token_norm(x), mask))
         return x + self.dropout(self.channel_mixer(self.channel_norm(x)))
 
 
@@ -147,7 +161,7 @@ class TnnPreTrainedModel(PreTrainedModel):
             if module.padding_idx is not None:
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
-        elif isinstance(module, Tno):
+        elif isinstance(module, Tno) and module.use_decay:
             with torch.no_grad():
                 module.gamma.fill_(module.gamma_value)
         elif isinstance(module, nn.LayerNorm):
@@ -177,13 +191,15 @@ class TnnModel(TnnPreTrainedModel):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         x = self.dropout(x * self.embed_scale)  # [B, N, D]
-        if attention_mask is not None:  # right padding: zero padded positions so they add nothing
-            x = x * attention_mask[..., None].to(x.dtype)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask.to(x.dtype)  # [B, N]; each GTU zeroes v there (module docstring)
+            x = x * mask[..., None]
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
-                x = self._gradient_checkpointing_func(layer.__call__, x)
+                x = self._gradient_checkpointing_func(layer.__call__, x, mask)
             else:
-                x = layer(x)
+                x = layer(x, mask)
         return BaseModelOutput(last_hidden_state=self.final_norm(x))
 
 

@@ -28,15 +28,15 @@ Notable:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
+from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils import logging
 
 from vsuite_kernels.lightning import lightning_attn, lightning_attn_step, tnl_layer_slopes
@@ -156,32 +156,20 @@ class TransnormerDecoderLayer(nn.Module):
 # ----------------------------------------------------------------------------- cache
 
 
-class TransnormerStateLayer(LinearAttentionCacheLayerMixin):
+# Built only on what every supported transformers (see pyproject.toml) has: the Cache base class holding a
+# list of layers. Not on LinearAttentionCacheLayerMixin or Cache.get_recurrent_state (5.5+, reworked since):
+# the layer class, the state accessors and the batch reshuffles generate() calls are defined here.
+
+
+class TransnormerStateLayer:
     """One layer's recurrent state S [B, H, Dk, Dv] (fp32). Replaced at each step, never grown."""
 
-    def lazy_initialization(self, conv_states=None, recurrent_states=None, state_idx: int = 0) -> None:
-        self.device, self.dtype = recurrent_states.device, recurrent_states.dtype
-        self.is_recurrent_states_initialized[state_idx] = True
+    def __init__(self):
+        self.state: torch.Tensor | None = None
 
-    def update_conv_state(self, conv_states, state_idx: int = 0, **kwargs):
-        raise NotImplementedError("TransNormerLLM layers keep no convolution state")
-
-    def update_recurrent_state(self, recurrent_states, state_idx: int = 0, **kwargs):
-        if not self.is_recurrent_states_initialized[state_idx]:
-            self.lazy_initialization(recurrent_states=recurrent_states, state_idx=state_idx)
-        self.recurrent_states[state_idx] = recurrent_states
-        self.has_previous_state[state_idx] = True
-        return recurrent_states
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        for i, s in self.recurrent_states.items():
-            if s is not None:
-                self.recurrent_states[i] = s.repeat_interleave(repeats, dim=0)
-
-    def batch_select_indices(self, indices) -> None:
-        for i, s in self.recurrent_states.items():
-            if s is not None:
-                self.recurrent_states[i] = s[indices]
+    def __repr__(self) -> str:
+        shape = None if self.state is None else tuple(self.state.shape)
+        return f"TransnormerStateLayer(state={shape})"
 
 
 class TransnormerCache(Cache):
@@ -198,15 +186,76 @@ class TransnormerCache(Cache):
         super().__init__(layers=[TransnormerStateLayer() for _ in range(num_layers)])
         self.seen_tokens = 0
 
-    def get_seq_length(self, layer_idx: int = 0) -> int:
+    @property
+    def is_linear(self) -> list[bool]:
+        """generate() (transformers >= 5.5) asks this to know that no token can be sliced off a state."""
+        return [True] * len(self.layers)
+
+    def get_recurrent_state(self, layer_idx: int, state_idx: int = 0) -> torch.Tensor | None:
+        return self.layers[layer_idx].state
+
+    def update_recurrent_state(self, recurrent_states: torch.Tensor, layer_idx: int, state_idx: int = 0,
+                               **kwargs) -> torch.Tensor:
+        self.layers[layer_idx].state = recurrent_states
+        return recurrent_states
+
+    def get_seq_length(self, layer_idx: int = 0, *args, **kwargs) -> int:
         return self.seen_tokens
 
+    def get_max_cache_shape(self, layer_idx: int = 0) -> int:
+        return -1  # unbounded: the state does not grow with the length
+
     def reset(self) -> None:
-        super().reset()
+        for layer in self.layers:
+            layer.state = None
         self.seen_tokens = 0
+
+    def _map_states(self, fn) -> None:
+        for layer in self.layers:
+            if layer.state is not None:
+                layer.state = fn(layer.state)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._map_states(lambda s: s.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._map_states(lambda s: s[indices])
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:  # beam search
+        self._map_states(lambda s: s.index_select(0, beam_idx.to(s.device)))
 
     def crop(self, tokens_to_remove: int) -> None:
         raise RuntimeError("a TransNormerLLM cache cannot be cropped: its states do not keep single tokens")
+
+
+# Outputs: transformers 5.24 renamed the cache field of the output classes from `past_key_values` to
+# `cache`. Outputs are built with whichever name the installed version has, and on older versions
+# `.cache` reads `past_key_values`, so callers can use `.cache` everywhere.
+_CACHE_FIELD = "cache" if "cache" in {f.name for f in fields(BaseModelOutputWithPast)} else "past_key_values"
+
+if _CACHE_FIELD == "cache":
+    TransnormerModelOutput, TransnormerCausalLMOutput = BaseModelOutputWithPast, CausalLMOutputWithPast
+else:
+
+    @dataclass
+    class TransnormerModelOutput(BaseModelOutputWithPast):
+        @property
+        def cache(self):
+            return self.past_key_values
+
+    @dataclass
+    class TransnormerCausalLMOutput(CausalLMOutputWithPast):
+        @property
+        def cache(self):
+            return self.past_key_values
+
+
+def keep_last_positions(hidden: torch.Tensor, logits_to_keep) -> torch.Tensor:
+    """hidden [B, N, d] -> the positions whose logits are wanted: 0 = all, k = the last k, a 1-D tensor of
+    indices = those positions (the `logits_to_keep` convention of transformers' generate())."""
+    if isinstance(logits_to_keep, int):
+        return hidden if logits_to_keep == 0 else hidden[:, -logits_to_keep:]
+    return hidden[:, logits_to_keep]
 
 
 # ----------------------------------------------------------------------------- models
@@ -233,7 +282,7 @@ class TransnormerPreTrainedModel(PreTrainedModel):
 
 
 def _legacy_cache_kwarg(cache, kwargs):
-    """Accept the pre-5 keyword `past_key_values` for `cache`."""
+    """Accept `past_key_values`, the name transformers < 5.24 (and its generate()) uses, for `cache`."""
     legacy = kwargs.pop("past_key_values", None)
     return cache if cache is not None else legacy
 
@@ -305,8 +354,8 @@ class TransnormerModel(TransnormerPreTrainedModel):
         if cache is not None:
             cache.seen_tokens += N
 
-        out = BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache,
-                                      hidden_states=tuple(all_hidden) if output_hidden_states else None)
+        out = TransnormerModelOutput(last_hidden_state=hidden, hidden_states=tuple(all_hidden) if output_hidden_states
+                                     else None, **{_CACHE_FIELD: cache})
         return out if (return_dict if return_dict is not None else self.config.return_dict) else out.to_tuple()
 
 
@@ -326,14 +375,15 @@ class TransnormerForCausalLM(CausalLMAccessors, TransnormerPreTrainedModel, Gene
                          use_cache=use_cache, output_hidden_states=output_hidden_states, return_dict=True)
         hidden = out.last_hidden_state  # [B, N, d]
         if labels is None:
-            hidden = slice_logits_to_keep(hidden, logits_to_keep)
+            hidden = keep_last_positions(hidden, logits_to_keep)
         logits = self.lm_head(hidden)  # [B, N, vocab]
 
         loss = None
         if labels is not None:  # token t predicts token t+1; mean over the non-ignored targets
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device),
                                    ignore_index=-100)
-        result = CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache, hidden_states=out.hidden_states)
+        result = TransnormerCausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                           **{_CACHE_FIELD: out.cache})
         return result if (return_dict if return_dict is not None else self.config.return_dict) else result.to_tuple()
 
 
