@@ -157,7 +157,8 @@ def pretrain(
     """Train a language model (TransNormerLLM, TNN, ...) from a recipe; under torchrun on several processes.
 
     Checkpoints: OUT/checkpoints/step-XXXXXXXX (Hugging Face folder + training state); metrics: OUT/metrics.jsonl.
-    SIGTERM or SIGUSR1 saves a checkpoint and exits 75; rerun with --resume auto to continue.
+    SIGTERM, SIGUSR1 or a file OUT/STOP saves a checkpoint and exits 75 (under torchrun: exit 0 and OUT/PREEMPTED);
+    Ctrl-C saves and exits 130 (twice: at once, unsaved). Rerun with --resume auto to continue.
     """
     _out_folder("--out", out)
     from .recipes import load_recipe
@@ -191,9 +192,6 @@ def eval_lm(
     Non-overlapping windows of N tokens: every token is predicted once, from the context inside its window.
     """
     seqs = _parse_seqs(seq)
-    short = [n for n in seqs or [] if n < 2]
-    if short:  # a window of N tokens predicts N-1 of them: N = 1 predicts nothing (and used to run for minutes)
-        raise UsageError(f"--seq lengths must be at least 2 (a window of N tokens scores N-1 predictions), got {short[0]}")
     flags = _flags("eval", {
         "model": ("--model", model), "data": ("--data", data), "seq": ("--seq", seqs),
         "batch_size": ("--batch-size", batch_size), "tokenizer": ("--tokenizer", tokenizer),
@@ -220,7 +218,8 @@ def finetune(
     """Train a video model on its dataset (the recipe's task kind picks what: classify, ...).
 
     Checkpoints: OUT/checkpoints/step-XXXXXXXX (Hugging Face folder + training state); the final one's path goes
-    to stdout and loads with `vsuite classify --model`. SIGTERM or SIGUSR1 saves a checkpoint and exits 75.
+    to stdout and loads with `vsuite classify --model`. SIGTERM or SIGUSR1 saves a checkpoint and exits 75
+    (under torchrun: exit 0 and OUT/PREEMPTED); Ctrl-C saves and exits 130.
     """
     _out_folder("--out", out)
     from .recipes import load_recipe

@@ -243,7 +243,8 @@ def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: li
         raise RecipeError(f"{where}: unknown table(s) {', '.join(f'[{u}]' for u in unknown)} for task {task!r}; "
                           f"allowed: {', '.join(f'[{t}]' for t in classes)}")
     tables = {}
-    for table, cls in classes.items():
+    # [model] last: checking its fields may import transformers (seconds), so a typo elsewhere is reported at once
+    for table, cls in sorted(classes.items(), key=lambda item: item[0] == "model"):
         value = raw.get(table, {})
         if not isinstance(value, dict):
             _, where = origins.of((table,))
@@ -252,6 +253,7 @@ def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: li
             tables[table] = cls.model_validate(value)
         except ValidationError as err:
             raise origins.validation_error(table, err) from None
+    tables = {table: tables[table] for table in classes}
     return Recipe(task, tables, source, overrides, [f"{flag} {_show(v)}" for flag, v in flags.values()])
 
 

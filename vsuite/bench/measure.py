@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import statistics
 import time
 from dataclasses import dataclass, field

@@ -42,8 +42,8 @@ class EvalLMConfig(BaseModel):
     @field_validator("seq")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(n < 1 for n in v):
-            raise ValueError(f"give one or more positive lengths, got {v}")
+        if not v or any(n < 2 for n in v):  # a window of N tokens scores N-1 predictions
+            raise ValueError(f"give one or more lengths of at least 2, got {v}")
         return v
 
 

@@ -111,3 +111,24 @@ def _first_line(err: BaseException) -> str:
 
 
 __all__ = ["Opaque", "load_pickled_checkpoint"]
+
+
+def load_converted_weights(model, state: dict, path, what: str):
+    """Load an already converted state dict into `model` strictly, as a one-line DataError on any mismatch.
+
+    `what` names the weights in the message ("official LVT weights"); returns the model in eval mode.
+    """
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a shape that contradicts the inferred config
+        raise DataError(f"{path}: {what} do not fit the inferred model ({_first_line_of_last(err)})") from None
+    if result.missing_keys or result.unexpected_keys:
+        problems = [f"missing {', '.join(result.missing_keys[:3])}"] if result.missing_keys else []
+        problems += [f"unexpected {', '.join(result.unexpected_keys[:3])}"] if result.unexpected_keys else []
+        raise DataError(f"{path}: {what} do not fit the inferred model ({'; '.join(problems)})")
+    return model.eval()
+
+
+def _first_line_of_last(err: BaseException) -> str:
+    """The last non-empty line of a load_state_dict error (the size mismatch itself)."""
+    return str(err).strip().splitlines()[-1].strip()

@@ -115,7 +115,7 @@ def run(config, json_path=None, plot_path=None) -> dict:
     from ..bench import registry
     from ..bench.machine import describe, header, reprobe
     from ..bench.measure import retain_freed_memory
-    from ..bench.report import build_table, document, print_table, write_json, write_plot
+    from ..bench.report import build_table, document, output_width, print_table, write_json, write_plot
 
     names, asked = select_impls(config)
     _check_output_path(json_path, "--json")
@@ -182,7 +182,8 @@ def run(config, json_path=None, plot_path=None) -> dict:
                     requested={"device": config.device, "dtype": config.dtype, "impl": list(config.impl)})
     doc = document(machine, resolved, ordered)
     doc["probes"] = runner.probes
-    print_table(build_table(machine, resolved, ordered, machine_line), to_stderr=json_to_stdout)
+    print_table(build_table(machine, resolved, ordered, machine_line, width=output_width(json_to_stdout)),
+                to_stderr=json_to_stdout)
     if json_path is not None:
         write_json(json_path, doc)
         if not json_to_stdout:

@@ -3,10 +3,20 @@
     from vsuite.train import TrainConfig, fit
     fit(recipe.train, model, data, recipe, out_dir="runs/x", resume="auto", eval_fn=..., loss_fn=...)
 
-Importing this package imports torch (the config alone: `from vsuite.train.config import TrainConfig`).
+`fit` and friends are imported on first use, so that reading a recipe (`vsuite.train.config`) does not import
+torch: a bad recipe value is reported before any heavy import.
 """
 
+from __future__ import annotations
+
 from .config import TrainConfig
-from .loop import TrainResult, fit, seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "seed_everything"]
+
+
+def __getattr__(name: str):
+    if name in ("TrainResult", "fit", "seed_everything"):
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

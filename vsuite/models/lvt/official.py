@@ -24,7 +24,7 @@ import os
 import re
 
 from ...errors import DataError
-from ..pickled_checkpoint import load_pickled_checkpoint
+from ..pickled_checkpoint import load_converted_weights, load_pickled_checkpoint
 from .configuration_lvt import LvtConfig
 
 WHAT = "an official LVT checkpoint (SlowFast .pyth/.pth)"
@@ -129,16 +129,7 @@ def load_official_checkpoint(path: str | os.PathLike, **config_overrides):
     state, cfg_yaml = _split(ckpt, path)
     config = config_from_state_dict(state, cfg_yaml if isinstance(cfg_yaml, str) else None, **config_overrides)
     model = LvtForVideoClassification(config)
-    try:
-        result = model.load_state_dict(convert_state_dict(state), strict=False)
-    except RuntimeError as err:  # a shape that contradicts the inferred config
-        raise DataError(f"{path}: official LVT weights do not fit the inferred model "
-                        f"({str(err).strip().splitlines()[-1].strip()})") from None
-    if result.missing_keys or result.unexpected_keys:
-        problems = [f"missing {', '.join(result.missing_keys[:3])}"] if result.missing_keys else []
-        problems += [f"unexpected {', '.join(result.unexpected_keys[:3])}"] if result.unexpected_keys else []
-        raise DataError(f"{path}: official LVT weights do not fit the inferred model ({'; '.join(problems)})")
-    return model.eval()
+    return load_converted_weights(model, convert_state_dict(state), path, "official LVT weights")
 
 
 def _split(ckpt, path) -> tuple[dict, object]:

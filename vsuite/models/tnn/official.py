@@ -31,7 +31,7 @@ import os
 import re
 
 from ...errors import DataError
-from ..pickled_checkpoint import Opaque, load_pickled_checkpoint
+from ..pickled_checkpoint import Opaque, load_converted_weights, load_pickled_checkpoint
 from .configuration_tnn import TnnConfig
 
 WHAT = "a fairseq TNN checkpoint (.pt)"
@@ -168,16 +168,7 @@ def load_fairseq_checkpoint(path: str | os.PathLike, **config_overrides):
         raise DataError(f"{path}: not {WHAT}: {bad[0]} is not a tensor")
     config = config_from_state_dict(state, model_args(ckpt), **config_overrides)
     model = TnnForCausalLM(config)
-    try:
-        result = model.load_state_dict(convert_state_dict(state), strict=False)
-    except RuntimeError as err:
-        raise DataError(f"{path}: fairseq TNN weights do not fit the inferred model "
-                        f"({str(err).strip().splitlines()[-1].strip()})") from None
-    if result.missing_keys or result.unexpected_keys:
-        problems = [f"missing {', '.join(result.missing_keys[:3])}"] if result.missing_keys else []
-        problems += [f"unexpected {', '.join(result.unexpected_keys[:3])}"] if result.unexpected_keys else []
-        raise DataError(f"{path}: fairseq TNN weights do not fit the inferred model ({'; '.join(problems)})")
-    return model.eval()
+    return load_converted_weights(model, convert_state_dict(state), path, "fairseq TNN weights")
 
 
 __all__ = ["config_from_state_dict", "convert_state_dict", "load_fairseq_checkpoint", "model_args"]

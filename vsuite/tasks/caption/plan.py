@@ -97,7 +97,7 @@ def model_folder(ref: str, flag: str = "--model") -> Path:
     """
     from ...hub import resolve_model_dir
 
-    folder = resolve_model_dir(ref)
+    folder = resolve_model_dir(ref, flag=flag)
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(f"{folder} has no config.json; {flag} needs a Hugging Face model folder or Hub id")
     return folder
