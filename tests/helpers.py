@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,3 +29,33 @@ def assert_one_line_error(result: Result, code: int) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert lines and lines[-1].startswith("Error:"), result.stderr
+
+
+# ----------------------------------------------------------------------------- eval results files
+RESULT_KEYS = {"schema", "benchmark", "scores", "n_samples", "command", "config", "model", "protocol",
+               "vsuite_version", "git_hash", "date", "elapsed_s", "details"}
+
+
+def check_results_schema(doc: dict) -> None:
+    """The schema every `vsuite eval` results.json follows (vsuite.metrics.results)."""
+    import re
+
+    import vsuite
+
+    assert set(doc) == RESULT_KEYS
+    assert doc["schema"] == "vsuite.results/1"
+    assert isinstance(doc["scores"], dict) and doc["scores"]
+    assert doc["command"].startswith("vsuite eval ")
+    assert {"frames", "fps", "decoder", "prompt_hash"} <= set(doc["protocol"])
+    assert doc["vsuite_version"] == vsuite.__version__
+    assert doc["git_hash"] is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", doc["git_hash"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", doc["date"])
+
+
+def check_samples_file(path, n: int) -> list[dict]:
+    lines = path.read_text().splitlines()
+    assert len(lines) == n
+    samples = [json.loads(line) for line in lines]
+    for s in samples:
+        assert {"id", "target", "response", "score"} <= set(s)
+    return samples

@@ -170,6 +170,7 @@ def pretrain(
 
 
 # ----------------------------------------------------------------------------- eval
+_EVAL_OUT_HELP = "Folder for results.json + samples.jsonl (default: {default})."
 eval_app = typer.Typer(help="Score models and prediction files on the benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -185,15 +186,18 @@ def eval_lm(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="auto | float32 | bfloat16.")] = None,
     recipe: Annotated[Optional[str], typer.Option(help="An eval-lm recipe (path or name); flags override it.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help=_EVAL_OUT_HELP.format(default="runs/eval/lm-<model>-<data>"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout (the table goes to stderr).")] = False,
 ) -> None:
     """Perplexity of a causal LM on a text, one row per evaluation length (the extrapolation table).
 
     Non-overlapping windows of N tokens: every token is predicted once, from the context inside its window.
+    Writes OUT/results.json and OUT/samples.jsonl (one line per length).
     """
     seqs = _parse_seqs(seq)
+    _out_folder("--out", out)
     flags = _flags("eval", {
-        "model": ("--model", model), "data": ("--data", data), "seq": ("--seq", seqs),
+        "model": ("--model", model), "data": ("--data", data), "seq": ("--seq", seqs), "out": ("--out", out and str(out)),
         "batch_size": ("--batch-size", batch_size), "tokenizer": ("--tokenizer", tokenizer),
         "max_tokens": ("--max-tokens", max_tokens),
         "device": ("--device", device and check_device_spec(device)),
@@ -313,17 +317,22 @@ def eval_classify(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
     limit: Annotated[int, typer.Option(help="Score only the first N videos (0 = all).")] = 0,
     predictions: Annotated[Optional[Path], typer.Option(help="Also write one JSON line per video to FILE.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout instead of the table.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help=_EVAL_OUT_HELP.format(default="runs/eval/classify-<model>-<list>"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout (the table goes to stderr).")] = False,
 ) -> None:
-    """Top-1 / top-5 accuracy of a video classifier with multi-view testing (softmax averaged over views)."""
+    """Top-1 / top-5 accuracy of a video classifier with multi-view testing (softmax averaged over views).
+
+    Writes OUT/results.json and OUT/samples.jsonl (one line per video).
+    """
     _check_views(clips, crops, video_backend)
     _at_least("--limit", limit, 0)
     device = check_device_spec(device)
     _out_file("--predictions", predictions)
+    _out_folder("--out", out)
     from .tasks import eval_classify as task
 
     task.run(model=model, data=data, root=root, labels=labels, clips=clips, crops=crops, backend=video_backend,
-             device=device, limit=limit, as_json=as_json, predictions=predictions)
+             device=device, limit=limit, as_json=as_json, predictions=predictions, out=out)
 
 
 # ----------------------------------------------------------------------------- eval vript-hal / vript-rr / vript-ero

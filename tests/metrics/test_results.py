@@ -1,37 +1,12 @@
 """The one results format of `vsuite eval`: results.json + samples.jsonl schemas, atomic writes, stderr table."""
 
 import json
-import re
 
 import pytest
 
-import vsuite
+from helpers import check_results_schema, check_samples_file
+
 from vsuite.metrics import results as R
-
-RESULT_KEYS = {"schema", "benchmark", "scores", "n_samples", "command", "config", "model", "protocol",
-               "vsuite_version", "git_hash", "date", "elapsed_s"}
-
-
-def check_results_schema(doc: dict) -> None:
-    """The schema every `vsuite eval` results.json follows (used by the eval task tests too)."""
-    assert set(doc) == RESULT_KEYS
-    assert doc["schema"] == "vsuite.results/1"
-    assert isinstance(doc["scores"], dict) and doc["scores"]
-    assert doc["command"].startswith("vsuite eval ")
-    assert {"frames", "fps", "decoder", "prompt_hash"} <= set(doc["protocol"])
-    assert doc["vsuite_version"] == vsuite.__version__
-    assert doc["git_hash"] is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", doc["git_hash"])
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", doc["date"])
-
-
-def check_samples_file(path, n: int) -> list[dict]:
-    lines = path.read_text().splitlines()
-    assert len(lines) == n
-    samples = [json.loads(line) for line in lines]
-    for s in samples:
-        assert {"id", "target", "response", "score"} <= set(s)
-    return samples
-
 
 def test_write_results_layout(tmp_path):
     samples = [{"id": "a", "target": "(A)", "response": "(A) x", "score": 1},

@@ -2,9 +2,12 @@
 loaders (7 classes), the protocol in the report, list formats and label matching by name, one-line errors."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
+from helpers import check_results_schema, check_samples_file
 from lvt_tiny import bar_videos, save_tiny_lvt
 
 from vsuite.cli import run as cli_run
@@ -55,9 +58,24 @@ def setup(tmp_path_factory):
 
 
 def evaluate(capsys, *args):
-    code = cli_run(["eval", "classify", *map(str, args)])
+    """Run `vsuite eval classify`; with --json, `out` is results.json's `details` (the classification report)
+    after the results files were checked against the shared schema."""
+    args = [*map(str, args)]
+    if "--out" not in args:
+        args += ["--out", str(Path(tempfile.mkdtemp(prefix="evalcls-out-")))]
+    code = cli_run(["eval", "classify", *args])
     captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    out = captured.out
+    if code == 0 and "--json" in args:
+        doc = json.loads(out)
+        folder = Path(args[args.index("--out") + 1])
+        assert json.loads((folder / "results.json").read_text()) == doc
+        check_results_schema(doc)
+        assert doc["benchmark"] == "classify" and doc["protocol"]["decoder"] in ("pyav", "decord", "auto")
+        samples = check_samples_file(folder / "samples.jsonl", doc["details"]["videos"])
+        assert doc["scores"]["top1"] == pytest.approx(100 * sum(s["score"]["top1"] for s in samples) / len(samples))
+        out = json.dumps(doc["details"])
+    return code, out, captured.err
 
 
 def test_report_scores_and_protocol(setup, capsys, tmp_path):
@@ -95,7 +113,9 @@ def test_table_output_and_limit(setup, capsys):
     root, model, _, _ = setup
     code, out, err = evaluate(capsys, "--model", model, "--data", root / "test.csv", "--limit", 2)
     assert code == 0, err
-    assert "top1" in out and "1x1" in out and out.split()[-4] == "2"
+    assert out == ""  # the table goes to stderr; stdout carries only --json
+    row = next(line.split() for line in err.splitlines() if "1x1" in line)
+    assert "top1" in err and row[:2] == ["2", "1x1"]  # videos, views
 
 
 def test_path_label_list_with_ids_and_ssv2_json(setup, capsys, tmp_path):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import assert_one_line_error, run_vsuite
+from helpers import assert_one_line_error, check_results_schema, check_samples_file, run_vsuite
 
 from vsuite.data.tokenizers import ByteTokenizer
 from vsuite.metrics.lm import EvalLMConfig
@@ -45,9 +45,15 @@ def test_perplexity_equals_exp_mean_nll_by_hand(model_dir, tmp_path, capsys):
 
     data = tmp_path / "text.txt"
     data.write_text(TEXT)
-    cfg = EvalLMConfig(model=str(model_dir), data=str(data), seq=[8, 16, 40], batch_size=3)
-    result = eval_lm.run(cfg, as_json=True)
-    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result))
+    cfg = EvalLMConfig(model=str(model_dir), data=str(data), seq=[8, 16, 40], batch_size=3, out=str(tmp_path / "out"))
+    doc = eval_lm.run(cfg, as_json=True)
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(doc))
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(doc))
+    check_results_schema(doc)
+    samples = check_samples_file(tmp_path / "out" / "samples.jsonl", 3)
+    result = doc["details"]
+    assert [s["id"] for s in samples] == ["seq=8", "seq=16", "seq=40"]
+    assert doc["scores"]["ppl@16"] == result["results"][1]["ppl"] == samples[1]["score"]["ppl"]
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     ids = list(TEXT.encode())
     assert result["tokens"] == len(ids) and result["tokenizer"] == "byte"
@@ -63,11 +69,16 @@ def test_perplexity_equals_exp_mean_nll_by_hand(model_dir, tmp_path, capsys):
 def test_cli_table_one_row_per_seq(model_dir, tmp_path):
     data = tmp_path / "text.txt"
     data.write_text(TEXT)
-    res = run_vsuite("eval", "lm", "--model", str(model_dir), "--data", str(data), "--seq", "8,16", "--seq", "32")
+    res = run_vsuite("eval", "lm", "--model", str(model_dir), "--data", str(data), "--seq", "8,16", "--seq", "32",
+                     "--out", str(tmp_path / "out"))
     assert res.code == 0, res.stderr
-    rows = [line.split() for line in res.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert res.stdout == ""  # the table is on stderr; stdout carries only --json
+    rows = [line.split() for line in res.stderr.splitlines() if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["8", "16", "32"]
-    assert "context protocol: non-overlapping windows" in res.stdout
+    assert "context protocol: non-overlapping windows" in " ".join(res.stderr.split())
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert sorted(doc["scores"]) == ["nll@16", "nll@32", "nll@8", "ppl@16", "ppl@32", "ppl@8"]
+    assert "--seq 8,16,32" in doc["command"]
     missing = run_vsuite("eval", "lm", "--model", str(tmp_path / "nope"), "--data", str(data))
     assert_one_line_error(missing, 4)
     assert_one_line_error(run_vsuite("eval", "lm", "--model", str(model_dir), "--data", str(data), "--seq", "0"), 2)

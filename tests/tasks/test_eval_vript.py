@@ -3,16 +3,12 @@ two result files, --json on stdout, --official-compat, and one-line errors with 
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, run_vsuite
+from helpers import assert_one_line_error, check_results_schema, check_samples_file, run_vsuite
 
 from vsuite.cli import run as cli_run
 from vsuite.errors import EXIT_DATA, EXIT_MODEL, EXIT_USAGE
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metrics"))
-from test_results import check_results_schema, check_samples_file  # noqa: E402
 
 
 def write_jsonl(path, rows):

@@ -30,6 +30,7 @@ class EvalLMConfig(BaseModel):
 
     model: str = ""  # model folder, run folder, or Hub id
     data: str = ""  # text file, folder, glob or JSONL (as data.path of pretrain)
+    out: str = ""  # folder for results.json + samples.jsonl; empty: runs/eval/lm-<model>-<data>
     format: Literal["auto", "text", "jsonl", "datasets"] = "auto"
     text_field: str = "text"
     tokenizer: str = ""  # empty: the model folder's tokenizer

@@ -6,7 +6,8 @@ results.json (schema "vsuite.results/1"; lmms-eval's `results[task]` is our `sco
      "command": "vsuite eval ... (the resolved command line)", "config": {resolved options},
      "model": {"name": str | null, "source": "model" | "predictions", ...},
      "protocol": {"frames", "fps", "decoder", "prompt_hash", ...},
-     "vsuite_version", "git_hash", "date" (UTC ISO 8601), "elapsed_s"}
+     "vsuite_version", "git_hash", "date" (UTC ISO 8601), "elapsed_s",
+     "details": {benchmark-specific extras, e.g. eval lm's per-length rows}}
 samples.jsonl: one JSON object per item, in benchmark order: {"id", "target", "response", "score", ...}
 (`score` is a number or {metric: number}; extra keys are the benchmark's diagnostics).
 
@@ -68,7 +69,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def build_results(scores: dict, samples: list[dict], command: str, model: dict | None, protocol: dict | None,
-                  *, benchmark: str, config: dict | None = None, elapsed_s: float | None = None) -> dict:
+                  *, benchmark: str, config: dict | None = None, elapsed_s: float | None = None,
+                  details: dict | None = None) -> dict:
     """The results.json document (also what --json prints)."""
     from .. import __version__
 
@@ -78,12 +80,12 @@ def build_results(scores: dict, samples: list[dict], command: str, model: dict |
             "command": command, "config": config or {}, "model": model or {"name": None, "source": "predictions"},
             "protocol": proto, "vsuite_version": __version__, "git_hash": git_hash(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "elapsed_s": None if elapsed_s is None else round(float(elapsed_s), 3)}
+            "elapsed_s": None if elapsed_s is None else round(float(elapsed_s), 3), "details": details or {}}
 
 
 def write_results(out_dir: str | Path, scores: dict, samples: list[dict], command: str, model: dict | None,
                   protocol: dict | None, *, benchmark: str, config: dict | None = None,
-                  elapsed_s: float | None = None) -> dict:
+                  elapsed_s: float | None = None, details: dict | None = None) -> dict:
     """Write OUT/samples.jsonl then OUT/results.json atomically; return the results document.
 
     Every sample must carry id, target, response and score (ValueError otherwise: a bug of the caller).
@@ -95,7 +97,7 @@ def write_results(out_dir: str | Path, scores: dict, samples: list[dict], comman
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = build_results(scores, samples, command, model, protocol, benchmark=benchmark, config=config,
-                        elapsed_s=elapsed_s)
+                        elapsed_s=elapsed_s, details=details)
     lines = "".join(json.dumps(s, ensure_ascii=False, default=str) + "\n" for s in samples)
     _atomic_write(out / "samples.jsonl", lines)
     _atomic_write(out / "results.json", json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -4,9 +4,10 @@ Every video of the list is cut into clips x crops views (the model's protocol; s
 vsuite.data.video_classification), the softmax is averaged over its views, and the video counts for top-k
 when its class is among the k most probable (k = min(5, classes) for "top5"; ties by class id: the scorer
 is vsuite.metrics.topk, shared with the finetune's validation). The list's labels are matched
-to the model's classes by name (class ids are taken as they are when the list has no names). The report
-carries the sampling protocol; --json prints it as one JSON document, --predictions FILE also writes one
-JSON line per video.
+to the model's classes by name (class ids are taken as they are when the list has no names). OUT gets
+results.json + samples.jsonl (vsuite.metrics.results: the one format of every eval; the protocol included),
+the table goes to stderr, --json prints results.json, --predictions FILE also writes one JSON line per video
+with its frame indices.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def to_model_ids(videos, config) -> list[int]:
 
 def run(*, model: str, data: str, root: str | None = None, labels: str | None = None, clips: int = 1,
         crops: int = 1, backend: str = "auto", device: str = "auto", limit: int = 0, as_json: bool = False,
-        predictions: Path | None = None) -> dict:
+        predictions: Path | None = None, out: Path | None = None) -> dict:
+    """Score, write OUT/results.json + samples.jsonl, print the table (stderr); returns results.json's document."""
     from ..data.video_classification import VideoPreprocess, check_views, load_views, protocol, read_video_list
     from ..devices import resolve_device
     from ..metrics.topk import average_views, top_classes, topk_accuracy
@@ -67,7 +69,7 @@ def run(*, model: str, data: str, root: str | None = None, labels: str | None = 
     import torch
 
     start = time.monotonic()
-    lines, probs, hits1 = [], [], 0
+    lines, probs, samples, hits1 = [], [], [], 0
     with Progress("eval", len(items), every=max(1, len(items) // 10)) as progress:
         for item, label in zip(items, truth):
             views, record = load_views(item.path, pre, clips, crops, backend=backend)
@@ -75,6 +77,9 @@ def run(*, model: str, data: str, root: str | None = None, labels: str | None = 
             probs.append(p)
             top = top_classes(p, k5)
             hits1 += int(top[0] == label)
+            samples.append({"id": sample_id(item.path, videos), "target": label, "response": top,
+                            "score": {"top1": int(top[0] == label), "top5": int(label in top)},
+                            "probabilities": [round(float(p[i]), 6) for i in top]})
             if predictions is not None:
                 lines.append(json.dumps({"video": str(item.path), "label": label, "top5": top,
                                          "probabilities": [round(float(p[i]), 6) for i in top],
@@ -88,12 +93,47 @@ def run(*, model: str, data: str, root: str | None = None, labels: str | None = 
               "elapsed_s": round(time.monotonic() - start, 3)}
     if predictions is not None:
         Path(predictions).write_text("\n".join(lines) + "\n")
-    if as_json:
-        out(report)
-    else:
-        from rich.table import Table
+    return write_report(report, samples, out, data, as_json=as_json)
 
-        table = Table("videos", "views", "top1", f"top{k5}", box=None)
-        table.add_row(str(n), f"{clips}x{crops}", f"{100 * scores['top1']:.2f}", f"{100 * scores['top5']:.2f}")
-        out(table)
-    return report
+
+def sample_id(path: Path, videos) -> str:
+    """A video's id in samples.jsonl: its path below the list's folder (the file name when outside it)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(videos.source).resolve().parent))
+    except (ValueError, OSError):
+        return Path(path).name
+
+
+def write_report(report: dict, samples: list[dict], out_dir: Path | None, data: str, *, as_json: bool) -> dict:
+    """OUT/results.json + samples.jsonl through vsuite.metrics.results (scores in percent, as papers report
+    Kinetics accuracy; the fractions stay in details), the table on stderr, results.json on stdout with --json."""
+    import shlex
+
+    from rich.table import Table
+
+    from ..console import stderr
+    from ..metrics.results import write_results
+
+    folder = Path(report["model"])
+    name = folder.parent.parent.name if folder.parent.name == "checkpoints" else folder.name
+    out_dir = Path(out_dir) if out_dir else Path("runs") / "eval" / f"classify-{name}-{Path(data).stem}"
+    proto = report["protocol"]
+    k5 = report["top5_k"]
+    scores = {"top1": 100 * report["top1"], f"top{k5}": 100 * report["top5"]}
+    command = shlex.join(["vsuite", "eval", "classify", "--model", report["model"], "--data", str(Path(data).resolve()),
+                          "--clips", str(proto.get("clips", 1)), "--crops", str(proto.get("crops", 1)),
+                          "--device", report["device"], "--out", str(out_dir.resolve())])
+    protocol = {"frames": proto.get("num_frames"), "fps": None, "decoder": proto.get("backend"),
+                "prompt_hash": None, **proto}
+    doc = write_results(out_dir, scores, samples, command, {"name": report["model"], "source": "model",
+                                                              "classes": report["classes"], "device": report["device"]},
+                        protocol, benchmark="classify", config={"data": report["data"], "format": report["format"]},
+                        elapsed_s=report["elapsed_s"], details=report)
+    table = Table("videos", "views", "top1", f"top{k5}", box=None)
+    table.add_row(str(report["videos"]), f"{proto.get('clips', 1)}x{proto.get('crops', 1)}", f"{scores['top1']:.2f}",
+                  f"{scores[f'top{k5}']:.2f}")
+    stderr.print(table)
+    log(f"wrote {out_dir / 'results.json'} and {out_dir / 'samples.jsonl'}")
+    if as_json:
+        out(doc)
+    return doc

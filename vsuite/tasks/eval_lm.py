@@ -15,6 +15,7 @@ tokenizer comes from the same folder (vsuite_tokenizer.json means the built-in b
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def window_nll(model, tokens, seq_len: int, batch_size: int, device, progress=No
 
 
 def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
+    """Score, write OUT/results.json + samples.jsonl, print the table (stderr); returns results.json's document."""
     from ..data import data_roots
     from ..data.text import read_documents, resolve_path, tokenize_documents
     from ..data.tokenizers import load_tokenizer, load_tokenizer_from
@@ -91,6 +93,7 @@ def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
     path = resolve_path(cfg.data, data_roots())
     docs = read_documents(path, format=cfg.format, text_field=cfg.text_field)
     tokens = tokenize_documents(docs, tokenizer)[:-1]  # documents joined by eos; no eos after the last
+    began = time.monotonic()
     if cfg.max_tokens:
         tokens = tokens[:cfg.max_tokens]
     if len(tokens) < 2:
@@ -111,15 +114,49 @@ def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
     result = {"model": str(folder), "model_type": getattr(model.config, "model_type", None), "data": str(path),
               "tokenizer": tokenizer.name, "tokens": len(tokens), "device": str(device),
               "dtype": str(dtype).replace("torch.", ""), "protocol": PROTOCOL, "results": rows}
-    _print(result, as_json)
-    return result
+    return write_report(cfg, result, folder, time.monotonic() - began, as_json=as_json)
 
 
-def _print(result: dict, as_json: bool) -> None:
+def default_out(cfg: EvalLMConfig, folder: Path) -> Path:
+    """runs/eval/lm-<model folder name>-<data stem> (a run folder's checkpoint is named by its run)."""
+    name = folder.parent.parent.name if folder.parent.name == "checkpoints" else folder.name
+    return Path("runs") / "eval" / f"lm-{name}-{Path(cfg.data).stem or 'data'}"
+
+
+def write_report(cfg: EvalLMConfig, result: dict, folder: Path, elapsed: float, *, as_json: bool) -> dict:
+    """OUT/results.json + OUT/samples.jsonl (vsuite.metrics.results; one sample per evaluation length), the
+    table on stderr, results.json on stdout with --json."""
+    from ..metrics.results import write_results
+
+    out_dir = Path(cfg.out) if cfg.out else default_out(cfg, folder)
+    rows = result["results"]
+    scores = {}
+    for r in rows:
+        scores[f"ppl@{r['seq']}"] = r["ppl"]
+        scores[f"nll@{r['seq']}"] = r["nll"]
+    samples = [{"id": f"seq={r['seq']}", "target": f"{r['predicted_tokens']} predicted tokens", "response": None,
+                "score": {"ppl": r["ppl"], "nll": r["nll"]}, "windows": r["windows"], "seconds": r["seconds"]}
+               for r in rows]
+    command = shlex.join(["vsuite", "eval", "lm", "--model", str(folder), "--data", result["data"],
+                          "--seq", ",".join(str(r["seq"]) for r in rows), "--batch-size", str(cfg.batch_size),
+                          "--max-tokens", str(cfg.max_tokens), "--device", result["device"],
+                          "--dtype", result["dtype"], "--out", str(out_dir.resolve())])
+    model = {"name": str(folder), "source": "model", "model_type": result["model_type"],
+             "tokenizer": result["tokenizer"], "device": result["device"], "dtype": result["dtype"]}
+    protocol = {"context": PROTOCOL, "data": result["data"], "tokens": result["tokens"]}
+    doc = write_results(out_dir, scores, samples, command, model, protocol, benchmark="lm",
+                        config=cfg.model_dump(mode="json"), elapsed_s=elapsed, details=result)
+    _print(result)
+    log(f"wrote {out_dir / 'results.json'} and {out_dir / 'samples.jsonl'}")
     if as_json:
-        out(result)
-        return
+        out(doc)
+    return doc
+
+
+def _print(result: dict) -> None:
     from rich.table import Table
+
+    from ..console import stderr
 
     table = Table("eval length N", "windows", "predicted tokens", "NLL (nats/token)", "perplexity", box=None,
                   title=f"perplexity of {result['model']} on {result['data']} ({result['tokens']:,} tokens)",
@@ -127,4 +164,4 @@ def _print(result: dict, as_json: bool) -> None:
     for r in result["results"]:
         table.add_row(str(r["seq"]), str(r["windows"]), f"{r['predicted_tokens']:,}", f"{r['nll']:.4f}",
                       f"{r['ppl']:.3f}")
-    out(table)
+    stderr.print(table)
