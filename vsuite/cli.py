@@ -268,15 +268,21 @@ def classify(
 def caption(
     video: Annotated[str, typer.Argument(help="Video file.")],
     model: Annotated[str, typer.Option(help="Video-language model: folder or Hub id (SmolVLM2, Qwen2-VL/2.5-VL, LLaVA-OneVision).")] = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
-    dense: Annotated[bool, typer.Option("--dense/--whole", help="Caption every scene with its timestamps (Vript), or the whole video at once (Vriptor's whole-video prompt).")] = False,
+    dense: Annotated[Optional[bool], typer.Option("--dense/--whole", help="Scene-by-scene captions with timestamps (mode vriptor for a Vriptor-style checkpoint, else vript), or one whole-video caption. Default: the model's recorded mode, else --whole.")] = None,
+    mode: Annotated[str, typer.Option(help="auto | vript (each detected scene, Vript's annotation prompt) | vriptor (whole video, 64 frames, Vriptor's 'scene by scene' instruction, split into scenes) | whole.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: VIDEO's folder/<name>.caption).")] = None,
     title: Annotated[str, typer.Option(help="Video title given to the model, as Vript does.")] = "",
     voiceover: Annotated[bool, typer.Option("--voiceover", help="Transcribe the voice-over with Whisper and put it in the prompts.")] = False,
     asr_model: Annotated[str, typer.Option("--asr-model", help="Whisper model (folder or Hub id) for --voiceover.")] = "openai/whisper-small",
     storyboard: Annotated[Optional[Path], typer.Option(help="Also write a self-contained HTML storyboard here.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Scenes per generate call.")] = 4,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per scene.")] = 256,
-    frames: Annotated[int, typer.Option(help="Frames sampled uniformly in whole-video mode.")] = 64,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Tokens generated per answer (default: 2048 in vriptor mode, 256 otherwise).")] = None,
+    num_beams: Annotated[Optional[int], typer.Option("--num-beams", help="Beam width (default: 3 in vriptor mode, as Vriptor's demo; 1 otherwise).")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass (default: 0.9 in vriptor mode).")] = None,
+    repetition_penalty: Annotated[Optional[float], typer.Option("--repetition-penalty", help="Repetition penalty (default: 1.5 in vriptor mode).")] = None,
+    sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample while decoding (default: sampled beams in vriptor mode, greedy otherwise).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of sampled decoding.")] = 0,
+    frames: Annotated[Optional[int], typer.Option(help="Frames sampled from the whole video in the whole and vriptor modes (default 64).")] = None,
     threshold: Annotated[float, typer.Option(help="Scene-cut threshold (PySceneDetect's content threshold).")] = 27.0,
     min_scene_len: Annotated[int, typer.Option("--min-scene-len", help="Shortest scene, in frames.")] = 15,
     video_backend: Annotated[str, typer.Option("--video-backend", help=_BACKEND_HELP)] = "auto",
@@ -288,19 +294,27 @@ def caption(
     Finished scenes are cached in OUT/scenes/, so an interrupted run resumes. The output folder goes to stdout.
     """
     for flag, value in (("--batch-size", batch_size), ("--max-new-tokens", max_new_tokens), ("--frames", frames),
-                        ("--min-scene-len", min_scene_len)):
+                        ("--min-scene-len", min_scene_len), ("--num-beams", num_beams)):
         _at_least(flag, value, 1)
     _positive("--threshold", threshold)
+    _positive("--repetition-penalty", repetition_penalty)
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {top_p}")
+    _one_of("--mode", mode, ("auto", "whole", "vript", "vriptor"))  # = caption.plan.MODES (a test keeps them equal)
+    if mode == "whole" and dense or mode in ("vript", "vriptor") and dense is False:
+        raise UsageError(f"--mode {mode} contradicts --{'dense' if dense else 'whole'}; drop one")
     _one_of("--video-backend", video_backend, VIDEO_BACKENDS)
     device, dtype = check_device_spec(device), check_dtype_spec(dtype)
     _out_folder("--out", out)
     _out_file("--storyboard", storyboard)
     from .tasks import caption as task
 
-    opts = task.CaptionOptions(model=model, out=out, dense=dense, title=title, voiceover=voiceover,
+    opts = task.CaptionOptions(model=model, out=out, dense=dense, mode=mode, title=title, voiceover=voiceover,
                                asr_model=asr_model, device=device, dtype=dtype, batch_size=batch_size,
-                               max_new_tokens=max_new_tokens, frames=frames, threshold=threshold,
-                               min_scene_len=min_scene_len, storyboard=storyboard, video_backend=video_backend)
+                               max_new_tokens=max_new_tokens, num_beams=num_beams, top_p=top_p,
+                               repetition_penalty=repetition_penalty, do_sample=sample, seed=seed, frames=frames,
+                               threshold=threshold, min_scene_len=min_scene_len, storyboard=storyboard,
+                               video_backend=video_backend)
     folder = task.run(video, opts)
     sys.stdout.write(f"{folder}\n")
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from vsuite.media.sampling import (FrameSample, SamplingRecord, sample_clips, sample_fps, sample_uniform,
-                                   sample_vript_scene, segment_frames, time_to_index, uniform_indices,
-                                   vript_positions)
+                                   sample_vript_scene, sample_whole_video, segment_frames, seq_indices, time_to_index,
+                                   uniform_indices, vript_positions)
 
 
 def test_uniform_is_segment_centre():
@@ -79,6 +79,35 @@ def test_sample_vript_scene():
     s = sample_vript_scene(1000, 25.0, 0.0, 40.0)
     assert s.indices == (150, 300, 500, 700, 850) and s.timestamps == (6.0, 12.0, 20.0, 28.0, 34.0)
     assert s.protocol == "vript" and s.params["positions"] == [0.15, 0.3, 0.5, 0.7, 0.85]
+
+
+def official_get_seq_frames(total_num_frames, desired_num_frames):
+    """A transcription of vriptor/stllm/test/video_utils.py `get_seq_frames` (mutonix/Vript 3dd89c7)."""
+    import numpy as np
+
+    seg_size = float(total_num_frames - 1) / desired_num_frames
+    seq = []
+    for i in range(desired_num_frames):
+        start = int(np.round(seg_size * i))
+        end = int(np.round(seg_size * (i + 1)))
+        seq.append((start + end) // 2)
+    return seq
+
+
+def test_whole_video_indices_equal_get_seq_frames():
+    # by hand: 10 frames, 4 parts of 9/4 = 2.25 -> bounds 0, 2, 4 (4.5 rounds half to even), 7, 9
+    assert seq_indices(10, 4) == [1, 3, 5, 8]
+    for total in (1, 2, 5, 63, 64, 65, 100, 1000, 1799, 4321, 86399):
+        n = min(total, 64)  # load_video takes min(len(video), num_frm) frames
+        assert seq_indices(total, n) == official_get_seq_frames(total, n), total
+        sample = sample_whole_video(total, 30.0)
+        assert list(sample.indices) == official_get_seq_frames(total, n) and sample.protocol == "vriptor_seq"
+        assert sample.timestamps == tuple(i / 30.0 for i in sample.indices)
+    # the segment-centre rule used before differs in 18 of the 64 positions of a 1000-frame video
+    assert sum(a != b for a, b in zip(seq_indices(1000, 64), uniform_indices(64, 0, 1000))) == 18
+    assert sample_whole_video(1000, 25.0, 8).indices == tuple(official_get_seq_frames(1000, 8))
+    with pytest.raises(ValueError):
+        seq_indices(10, 0)
 
 
 def test_sampling_record_round_trips_json():

@@ -45,7 +45,7 @@ def test_samples_follow_the_three_paradigms(tmp_path):
     multi = next(s for s in samples if len(s.clips) == 3 and s.clips[0].cid == "vid-Scene-002")
     assert multi.target.startswith("[Scene 1/3: Room 1](Duration: [0.0, 1.2]/")
     assert "[Scene 3/3: Room 3](Duration: [" in multi.target
-    assert multi.instruction.startswith('Voiceover:"[1.2, 1.8] hi there". Based on the video and voiceover, describe '
+    assert multi.instruction.startswith('Voiceover:"[1.2, 1.8] hi there\n". Based on the video and voiceover, describe '
                                         "the video scene by scene in detail (Duration: [0.0, ")
     frames, indices, fps, total = load_sample_frames(multi)
     assert frames.shape[0] == 9 and indices == sorted(indices) and total == pytest.approx(
@@ -67,8 +67,20 @@ def test_finetune_lowers_loss_and_model_captions(tmp_path, smolvlm_dir):
     again = run_vsuite("finetune", "finetune/vriptor-tiny-cpu", f'model.init="{smolvlm_dir}"',
                        f'data.root="{tmp_path / "data"}"', "train.steps=32", "--out", str(out), env=THREADS)
     assert again.code == 0 and "resuming from" in again.stderr and "(step 30)" in again.stderr, again.stderr
-    cap = run_vsuite("caption", str(planted.path), "--dense", "--model", str(out / "model"), "--out",
+    # the model folder records the question it was trained on; `caption` asks it that, with no flag
+    record = json.loads((out / "model" / vript.CAPTION_RECORD).read_text())
+    assert record["mode"] == "vriptor" and record["prompt_family"] == "vriptor-stage2"
+    cap = run_vsuite("caption", str(planted.path), "--model", str(out / "model"), "--out",
                      str(tmp_path / "cap"), "--max-new-tokens", "12", "--device", "cpu", env=THREADS)
     assert cap.code == 0, cap.stderr
-    doc = json.loads((tmp_path / "cap" / "caption.json").read_text())
-    assert doc["meta"]["num_clips"] == 4
+    doc = json.loads((tmp_path / "cap" / "vid_caption.json").read_text())
+    assert doc["meta"]["mode"] == record["mode"] and doc["meta"]["prompt_family"] == record["prompt_family"]
+    scene = json.loads(next((tmp_path / "cap" / "scenes").glob("*.json")).read_text())
+    asked = "Describe the video scene by scene in detail (Duration: [0.0, 5.0]s, Sampling Rate: 0.08s/frame)."
+    assert scene["prompt"] == "<video>" + asked and scene["system_prompt"] is None
+    assert scene["sampling"]["frames"] == 64  # the whole video, get_seq_frames
+    # the stage-2 wording and no system prompt, as in training
+    assert vript.vriptor_prompt(5.0, 64, scene_by_scene=True, family=record["prompt_family"]) == asked
+    # 12 tokens cut the random model's answer off: one whole-video record, reported, not split or parsed
+    assert doc["meta"]["num_clips"] == 1 and next(iter(doc["data"].values()))["truncated"] is True
+    assert "cut off at --max-new-tokens 12" in cap.stderr

@@ -26,15 +26,34 @@ from ..errors import DataError
 CAPTION_KEYS = ("shot_type", "camera_movement", "content", "scene_title")
 
 ANNOTATION_SYSTEM = "You are an excellent video director that can help me analyze the given video clip."
+# Kept for callers that still pass it; no Vriptor prompt family sends a system prompt (see `system_prompt`).
 VRIPTOR_SYSTEM = ("Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
                   "movement of objects, and the action and pose of persons. Based on your observations, give your "
                   "answer that best addresses the question.")
-_ANNOTATION = ("Based on the {voice}successive frames {title}above, please describe: 1) the shot type (15 words) "
-               "2) the camera movement (15 words) 3) what is happening as detailed as possible (e.g. plots, "
-               "characters' actions, environment, light, all objects, what they look like, colors, etc.) (150 words) "
-               "4) Summarize the content to title the scene (10 words). Directly return in the json format like "
-               'this: {{"shot_type": "...", "camera_movement": "...", "content": "...", "scene_title": "..."}}. '
-               "Do not describe the frames individually but the whole clip.")
+# Vript README "Annotation Details / Prompt" (lines 241-249 at 3dd89c7), byte for byte: a leading and a trailing
+# newline, one item per line, three spaces after "(150 words)", doubled braces are format escapes.
+_ANNOTATION = ("\n"
+               "Based on the {voice}successive frames {title}above, please describe:\n"
+               "1) the shot type (15 words)\n"
+               "2) the camera movement (15 words)\n"
+               "3) what is happening as detailed as possible (e.g. plots, characters' actions, environment, light, "
+               "all objects, what they look like, colors, etc.) (150 words)   \n"
+               "4) Summarize the content to title the scene (10 words)\n"
+               "Directly return in the json format like this:\n"
+               '{{"shot_type": "...", "camera_movement": "...", "content": "...", "scene_title": "..."}}. '
+               "Do not describe the frames individually but the whole clip.\n")
+# Prompt families: which question a model is asked (and was trained on).
+#   vript           Vript's GPT-4V annotation prompt, per scene, with its system prompt (README).
+#   vriptor         the Vriptor demo's instructions (vriptor/demo.py): "Sample Rate", except the voiced
+#                   scene-by-scene string, which the demo writes "Sampling Rate"; no system prompt.
+#   vriptor-stage2  the stage-2 training data (build_training_vript_stage2_*.py): "Sampling Rate" everywhere;
+#                   no system prompt. What `vsuite finetune` trains on and records in its checkpoint.
+PROMPT_FAMILIES = ("vript", "vriptor", "vriptor-stage2")
+# Vriptor demo.py's decoding (Chat.answer as demo.py calls it): beam search 3 with sampling, top_p 0.9,
+# repetition penalty 1.5, up to 2048 new tokens. (Its max_length=8192 only crops the context.)
+VRIPTOR_DECODING = {"num_beams": 3, "do_sample": True, "top_p": 0.9, "repetition_penalty": 1.5,
+                    "max_new_tokens": 2048}
+RATE_FRAMES = 64  # the official code always divides the duration by 64, whatever the frames sampled
 VOICE_KEYWORDS = ("voicing", "narrat", "speak", "talk", "say")
 
 
@@ -44,34 +63,66 @@ def clip_id(video_id: str, index: int) -> str:
 
 
 # ----------------------------------------------------------------------------- prompts
+def system_prompt(family: str) -> str | None:
+    """The system prompt the official code sends for `family`: only Vript's annotation has one
+    (Vriptor's conversation sends none: demo.py's `get_context_emb_sim`, the stage-2 datasets' system="")."""
+    _check_family(family)
+    return ANNOTATION_SYSTEM if family == "vript" else None
+
+
 def annotation_prompt(title: str | None = None, voiceover: str | None = None) -> tuple[str, str]:
-    """(text before the frames, instruction after them) of Vript's per-scene annotation prompt."""
-    before = f"Voice-over: {voiceover}\nVideo frames:" if voiceover else ""
-    instruction = _ANNOTATION.format(voice="voice-over and " if voiceover else "",
+    """(text before the frames, instruction after them) of Vript's per-scene annotation prompt.
+
+    Vript's user content is: `Voice-over: {text}\nVideo frames:` (only with a non-blank voice-over), the
+    frames, then the instruction; the voice-over is stripped as Vript strips `full_text`."""
+    voice = (voiceover or "").strip()
+    before = f"Voice-over: {voice}\nVideo frames:" if voice else ""
+    instruction = _ANNOTATION.format(voice="voice-over and " if voice else "",
                                      title=f'from a video titled "{title}" ' if title else "")
     return before, instruction
 
 
 def scene_prompt(title: str | None = None, voiceover: str | None = None) -> str:
-    """The annotation prompt as one text (voice-over first, as Vript orders it)."""
+    """The annotation prompt as one text, `<video>` where the frames go (what cache keys and records store)."""
     before, instruction = annotation_prompt(title, voiceover)
-    return f"{before}\n{instruction}" if before else instruction
+    return f"{before}<video>{instruction}"
 
 
-def vriptor_prompt(duration: float, num_frames: int, *, scene_by_scene: bool = False,
-                   voiceover: str | None = None) -> str:
-    """Vriptor's whole-video instruction: `Describe the video ... (Duration: [0.0, D]s, Sampling Rate: Xs/frame).`"""
-    rate = duration / max(num_frames, 1)
+def _round_str(x: float, digits: int) -> str:
+    """Python's str(round(x, digits)): `0.5`, `2.02`, `17.0` (the training data builders' formatting)."""
+    return str(round(float(x), digits))
+
+
+def vriptor_prompt(duration: float, num_frames: int = RATE_FRAMES, *, scene_by_scene: bool = False,
+                   voiceover: str | None = None, family: str = "vriptor-stage2") -> str:
+    """Vriptor's instruction for a video of `duration` seconds seen through `num_frames` frames.
+
+    The rate is duration / num_frames rounded to 2 decimals and printed as Python prints it (`0.5`), as the
+    stage-2 data has it; the official code always passes 64 (`RATE_FRAMES`). `voiceover` is the text of
+    `voiceover_lines` (each line ends with a newline, so the quote closes after one). family `vriptor`: the
+    demo's wording, duration with one decimal; `vriptor-stage2`: the training data's."""
+    _check_family(family)
+    if family == "vript":
+        raise ValueError("the vript family has no whole-video instruction; use annotation_prompt")
+    rate = _round_str(duration / max(num_frames, 1), 2)
+    dur = f"{duration:.1f}" if family == "vriptor" else _round_str(duration, 1)
     what = "the video scene by scene in detail" if scene_by_scene else "the video in detail"
-    tail = f"(Duration: [0.0, {duration:.1f}]s, Sampling Rate: {rate:.2f}s/frame)."
+    word = "Sampling Rate" if family == "vriptor-stage2" or (voiceover and scene_by_scene) else "Sample Rate"
+    tail = f"(Duration: [0.0, {dur}]s, {word}: {rate}s/frame)."
     if voiceover:
         return f'Voiceover:"{voiceover}". Based on the video and voiceover, describe {what} {tail}'
     return f"Describe {what} {tail}"
 
 
 def voiceover_lines(segments: list[tuple[float, float, str]]) -> str:
-    """ASR segments -> Vriptor's `[s, e] text` lines (seconds, 1 decimal)."""
-    return "\n".join(f"[{s:.1f}, {e:.1f}] {t.strip()}" for s, e, t in segments if t.strip())
+    """ASR segments -> Vriptor's voice-over text: one `[s, e] text` line per segment, each ending with a
+    newline (demo.py `process_audio`, the stage-2 builders); s and e as str(round(x, 1))."""
+    return "".join(f"[{_round_str(s, 1)}, {_round_str(e, 1)}] {t.strip()}\n" for s, e, t in segments if t.strip())
+
+
+def _check_family(family: str) -> None:
+    if family not in PROMPT_FAMILIES:
+        raise ValueError(f"unknown prompt family {family!r}; one of {', '.join(PROMPT_FAMILIES)}")
 
 
 def mentions_voice(text: str) -> bool:
@@ -89,7 +140,33 @@ def script_block(index: int, total: int, caption: dict, start: float, end: float
            f"{caption.get('content', '')}"
 
 
+_HEADER = re.compile(r"^\s*\[Scene (\d+)(?:/\d+)?: ?(.*?)\]\s*\(Duration: \[([0-9.]+), ?([0-9.]+)\]"
+                     r"(?:/[0-9.]+ ?s?)?\s*s?\)\s*$", re.M)
+
+
+def parse_script(text: str, duration: float) -> list[dict]:
+    """Vriptor's scene-by-scene answer -> [{scene_title, content, start, end}] in order.
+
+    Blocks start with a header `[Scene i/N: title](Duration: [s, e]/Ts)` (stage 1: `[Scene i: title](Duration:
+    [s, e])`); the content runs to the next header. Times are clamped to [0, duration] and made non-decreasing.
+    An answer without a header gives [] (the caller keeps it as one whole-video caption)."""
+    heads = list(_HEADER.finditer(text))
+    out, last = [], 0.0
+    for k, m in enumerate(heads):
+        body = text[m.end():heads[k + 1].start() if k + 1 < len(heads) else len(text)]
+        start = min(max(float(m.group(3)), last), duration)
+        end = min(max(float(m.group(4)), start), duration)
+        out.append({"scene_title": clean_text(m.group(2)), "content": clean_text(body), "start": start, "end": end})
+        last = end
+    return out
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
+
+
+def strip_control(text: str) -> str:
+    """Drop control characters and replacement marks a model may emit; keep line breaks and spacing."""
+    return _CONTROL.sub("", text)
 
 
 def clean_text(text: str) -> str:
@@ -118,6 +195,26 @@ def parse_caption(text: str) -> dict[str, str]:
     if not out["scene_title"]:
         out["scene_title"] = " ".join(out["content"].split()[:6])
     return out
+
+
+# ----------------------------------------------------------------------------- the caption record of a model
+CAPTION_RECORD = "vsuite_caption.json"  # in a model folder: the caption mode and prompt family it was trained with
+
+
+def caption_record_text(mode: str, family: str) -> str:
+    """The CAPTION_RECORD file's text: {"mode", "prompt_family", "system_prompt", "frames"}."""
+    _check_family(family)
+    return json.dumps({"mode": mode, "prompt_family": family, "system_prompt": system_prompt(family),
+                       "frames": RATE_FRAMES}, indent=2) + "\n"
+
+
+def read_caption_record(folder: str | Path) -> dict | None:
+    """A model folder's CAPTION_RECORD, or None (absent or unreadable: not a model `vsuite finetune` wrote)."""
+    try:
+        rec = json.loads((Path(folder) / CAPTION_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("mode"), str) else None
 
 
 # ----------------------------------------------------------------------------- files
@@ -173,11 +270,56 @@ def clip_record(video_id: str, cid: str, title: str, caption: dict, voiceover: l
             "caption": {k: caption.get(k, "") for k in CAPTION_KEYS}, "voiceover": list(voiceover), **extra}
 
 
-def asr_record(cid: str, duration: float, segments: list[tuple[float, float, str]], lang: str = "en") -> dict:
-    """One asr.jsonl line; segment spans relative to the clip start."""
-    return {"clip_id": cid, "duration": round(duration, 3), "lang": lang,
-            "scene_text": [{"span": [round(s, 2), round(e, 2)], "text": t} for s, e, t in segments],
-            "full_text": " ".join(t.strip() for _, _, t in segments if t.strip())}
+def asr_record(cid: str, duration: float, segments: list[tuple[float, float, str]], lang: str = "") -> dict:
+    """One line of Vript's `<video_id>_asr.jsonl`: {clip_id, duration, lang, scene_text, full_text}.
+
+    As in Vript's own files (vriptor/training_data/videos/vript_long_videos/0J7UPHL08fU/0J7UPHL08fU_asr.jsonl):
+    `duration` is the clip's length in seconds, `lang` the language Whisper detected (an empty string when
+    unknown), `scene_text` one {span: [s, e] (seconds from the clip start, 2 decimals), text} per segment
+    with the text as Whisper wrote it (leading space kept), and `full_text` = vript.full_text of the texts.
+    """
+    return {"clip_id": cid, "duration": round(float(duration), 6), "lang": lang,  # no float noise of end - start
+            "scene_text": [{"span": [round(float(s), 2), round(float(e), 2)], "text": t} for s, e, t in segments],
+            "full_text": full_text([t for _, _, t in segments])}
+
+
+def full_text(texts: list[str]) -> str:
+    """Vript's `full_text`: each segment's text followed by one space, so [" A", " B"] -> " A  B " (true of
+    every line of both asr.jsonl files in the Vript repository); "" for a silent clip."""
+    return "".join(f"{t} " for t in texts)
+
+
+def clip_voiceover(record: dict) -> list[str]:
+    """caption.json's `voiceover` of a clip from its ASR record: `[full_text.strip()]`, `[""]` when silent.
+
+    Vript's annotation reads `voiceover['full_text'].strip()` (README.md lines 223-224) and its caption.json
+    stores that one string in a list (0J7UPHL08fU_caption.json; 1-p2Q93MAjs-Scene-002 has [""])."""
+    return [str(record.get("full_text", "")).strip()]
+
+
+def attach_segments(segments: list[tuple[float, float, str]], start: float, end: float
+                    ) -> list[tuple[float, float, str]]:
+    """The whole video's ASR segments that overlap the clip [start, end), on the clip's clock.
+
+    Overlap means sharing some time: s < end and e > start (a segment that ends exactly at a cut is not the next
+    clip's; a zero-length one belongs where it lies). A segment spanning a cut is attached to both clips. Its
+    start is clipped at the clip's start (0.0); its end is kept even past the clip's end: Vript's spans do
+    that (15 of 103 segments of 0J7UPHL08fU_asr.jsonl end after the clip's `duration`) and its builders take
+    `duration = max(duration, float(span[1]))` (build_training_vript_stage1_single.py line 80).
+    Segments without text are dropped.
+    """
+    out = []
+    for s, e, text in segments:
+        inside = (s < end and e > start) or (s == e and start <= s < end)
+        if inside and text.strip():
+            out.append((max(s, start) - start, e - start, text))
+    return out
+
+
+def asr_records(segments: list[tuple[float, float, str]], spans: dict[str, tuple[float, float]],
+                lang: str) -> list[dict]:
+    """One asr.jsonl record per clip (silent clips included, as in Vript) from the whole video's segments."""
+    return [asr_record(cid, e - s, attach_segments(segments, s, e), lang) for cid, (s, e) in spans.items()]
 
 
 def write_asr_jsonl(path: Path, records: list[dict]) -> Path:
@@ -232,6 +374,33 @@ def cut_meta(spans: dict[str, tuple[float, float]]) -> dict[str, dict]:
             for cid, (s, e) in spans.items()}
 
 
+def caption_file(video_id: str) -> str:
+    """`<video_id>_caption.json`: the name Vript's data builders look for (`f.endswith("_caption.json")`,
+    build_training_vript_stage1_single.py line 36)."""
+    return f"{video_id}_caption.json"
+
+
+def asr_file(video_id: str) -> str:
+    """`<video_id>_asr.jsonl` (build_training_vript_stage1_single.py line 59)."""
+    return f"{video_id}_asr.jsonl"
+
+
+def cut_meta_file(video_id: str) -> str:
+    """`<video_id>_cut_meta.json` (DATA.md, vript_long_videos_clips/<id>/)."""
+    return f"{video_id}_cut_meta.json"
+
+
+SHORT_VIDEO_MAX_S = 600.0  # TikTok's upload limit in 2024 (YouTube Shorts: 60 s then)
+
+
+def is_short_video(duration: float, width: int, height: int) -> bool:
+    """Whether a video looks like one of Vript's short videos (YouTube Shorts / TikTok), whose annotation prompt
+    gets no voice-over (README.md line 221: `if scene in voiceovers_dict and 'short' not in args.video_dir`).
+    Vript knew the source; vsuite goes by the format: a portrait frame (height > width) and at most
+    SHORT_VIDEO_MAX_S seconds."""
+    return height > width and duration <= SHORT_VIDEO_MAX_S
+
+
 def _find(folder: Path, video_id: str, suffix: str) -> Path | None:
     for name in (f"{video_id}{suffix}", suffix.lstrip("_")):
         if (folder / name).is_file():
@@ -259,11 +428,15 @@ def load_video_annotations(caption_path: Path) -> VriptVideo:
 
 class CaptionDataConfig(BaseModel):
     """The [data] table of a caption finetune: where the Vript-format data is and how samples are built
-    (windows of min_scenes..max_scenes consecutive scenes; Vript's voice-over and timestamp paradigms)."""
+    (stage 0: every window of min_scenes..max_scenes consecutive scenes; stage 1 | 2: Vript's stage-1/2
+    training-data builders, vsuite.data.vript_training; Vript's voice-over and timestamp paradigms)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     root: str = ""
+    stage: int = Field(0, ge=0, le=2, description="0 = every window of min_scenes..max_scenes scenes; "
+                       "1 | 2 = windows drawn as Vript's stage-1 (1-6 scenes) / stage-2 (2-20 scenes) builders")
+    official_compat: bool = False  # voice-over spans shifted as Vript's builders do (by the previous speech end)
     min_scenes: int = Field(1, ge=1)
     max_scenes: int = Field(4, ge=1)
     voiceover: bool = True  # paradigm 2: ASR text in the instruction when the caption mentions speech
@@ -278,4 +451,8 @@ class CaptionDataConfig(BaseModel):
     def _check(self) -> CaptionDataConfig:
         if self.max_scenes < self.min_scenes:
             raise ValueError(f"max_scenes ({self.max_scenes}) < min_scenes ({self.min_scenes})")
+        stage0 = sorted({"min_scenes", "max_scenes", "max_windows_per_video"} & self.model_fields_set)
+        if self.stage and stage0:
+            raise ValueError(f"{', '.join(stage0)}: for stage = 0 only; stage {self.stage} draws its windows as "
+                             f"Vript does (remove the key, or set stage = 0)")
         return self

@@ -150,6 +150,28 @@ def sample_clips(num_frames: int, fps: float, num_clips: int, clip_len: int, str
             for k, s in enumerate(starts)]
 
 
+def seq_indices(total: int, n: int) -> list[int]:
+    """Vriptor's whole-video frame indices (vriptor/stllm/test/video_utils.py `get_seq_frames`).
+
+    The range [0, total - 1] is cut into n parts of size s = (total - 1) / n; part i runs from
+    round(s * i) to round(s * (i + 1)) and gives the integer midpoint (a + b) // 2. Rounding is half-to-even
+    on the float product, as numpy's np.round does (Python's round() on floats is the same). Unlike
+    `uniform_indices` this never reaches the last frame and may repeat frames when n > total.
+    """
+    if n < 1:
+        raise ValueError(f"number of frames must be >= 1, got {n}")
+    _check_count(total)
+    size = float(total - 1) / n
+    return [(int(round(size * i)) + int(round(size * (i + 1)))) // 2 for i in range(n)]
+
+
+def sample_whole_video(num_frames: int, fps: float, n: int = 64) -> FrameSample:
+    """Vriptor's whole-video sampling (demo.py -> `load_video`): min(num_frames, n) frames at `seq_indices`."""
+    _check_fps(fps)
+    count = min(num_frames, n)
+    return _sample(seq_indices(num_frames, count), fps, "vriptor_seq", num_frames=count)
+
+
 def vript_positions(duration: float) -> tuple[float, ...]:
     """Vript annotation rule: < 6 s -> 3 frames, < 30 s -> 4, otherwise 5 (fractions of the scene)."""
     if duration < 6:

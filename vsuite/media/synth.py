@@ -6,6 +6,8 @@
 - `make_cut_video`: solid-colour scenes with a moving square, hard cuts at known frames and
   an optional fade out to black and back in; returns where everything was planted.
 - `make_bar_video`: a white vertical bar moving left or right (for classifier tests).
+- `make_scene_video`, `scene_frame`: scenes of given styles and lengths, including dark ones (a dim title
+  on black, a night shot: mean RGB < 12) and fades, to check scene detection next to dark frames.
 - `make_audio_file`, `sine`: sine tones at a known frequency (audio-only files).
 - `make_zero_frame_video`, `make_truncated`, `make_not_media`: bad media.
 
@@ -259,3 +261,49 @@ def make_not_media(path: str | Path) -> Path:
     path = Path(path)
     path.write_text("this is not a video, just text with an .mp4 name\n" * 20)
     return path
+
+
+# Styles of `make_scene_video` segments whose mean RGB is below 12 (PySceneDetect's fade threshold).
+DARK_STYLES = ("black", "title", "night")
+
+
+def scene_frame(style, i: int, height: int = 64, width: int = 96, alpha: float = 1.0):
+    """Frame `i` of one `make_scene_video` segment, HxWx3 uint8 RGB.
+
+    `style`: an RGB colour (solid colour with a moving grey square, bright), "black", "title" (a dim
+    grey caption bar on black, mean RGB ~5) or "night" (a dark blue scene with a dim moving square,
+    mean RGB ~9). `alpha` scales the picture (fades).
+    """
+    import numpy as np
+
+    img = np.zeros((height, width, 3), np.uint8)
+    side = max(4, height // 6)
+    x = (i * 2) % (width - side)
+    if style == "title":
+        img[height // 2 - height // 10: height // 2 + height // 10, width // 5: width - width // 5] = 36
+    elif style == "night":
+        img[:] = (4, 7, 16)
+        img[height // 3: height // 3 + side, x: x + side] = (40, 40, 52)
+    elif style != "black":
+        img[:] = style
+        img[height // 3: height // 3 + side, x: x + side] = 128
+    return img if alpha == 1.0 else (img.astype(np.float32) * alpha).round().astype(np.uint8)
+
+
+def make_scene_video(path: str | Path, segments, fps: int = 24, size: tuple[int, int] = (64, 96),
+                     gop: int = 12) -> Path:
+    """A video made of `segments`, each `(style, num_frames)` or `(style, num_frames, fade)` with
+    style as in `scene_frame` and fade "out" (the picture dims to black over the segment) or "in"
+    (it rises from black). Consecutive segments meet with a hard cut; for dark openings, fades,
+    dark endings and night scenes next to cuts (the cases PySceneDetect's two detectors split)."""
+    height, width = size
+
+    def frames():
+        for seg in segments:
+            style, count = seg[0], seg[1]
+            fade = seg[2] if len(seg) > 2 else None
+            for i in range(count):
+                alpha = 1.0 if fade is None else (count - i) / (count + 1) if fade == "out" else (i + 1) / (count + 1)
+                yield scene_frame(style, i, height, width, alpha)
+
+    return write_video(path, frames(), fps, gop=gop)

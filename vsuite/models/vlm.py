@@ -33,6 +33,26 @@ class VideoPrompt:
     system: str | None = None
     total_frames: int = 0
     extra: dict = field(default_factory=dict)
+    before: str = ""  # text before the frames (Vript's `Voice-over: ...\nVideo frames:`); `prompt` follows them
+
+
+@dataclass
+class Generation:
+    """One completion; `truncated` when it stopped at max_new_tokens without an end-of-sequence token."""
+
+    text: str
+    truncated: bool
+    new_tokens: int
+
+
+def cut_off(rows, eos_ids: set[int], max_new_tokens: int) -> list[bool]:
+    """Per row of generated ids [B, T] (new tokens only): True when no end-of-sequence token was produced
+    and the row is max_new_tokens long, i.e. the model was stopped mid-answer by the limit."""
+    out = []
+    for row in rows:
+        ids = [int(t) for t in row]
+        out.append(len(ids) >= max_new_tokens and not any(t in eos_ids for t in ids))
+    return out
 
 
 def sampling_rate(item: VideoPrompt) -> float:
@@ -93,11 +113,12 @@ class VideoLM:
     # ------------------------------------------------------------------ prompts
     @staticmethod
     def messages(item: VideoPrompt, answer: str | None = None) -> list[dict]:
-        """Chat messages: [system], user (video then text), [assistant answer]."""
+        """Chat messages: [system], user ([text before], video, text), [assistant answer]."""
         msgs = []
         if item.system:
             msgs.append({"role": "system", "content": [{"type": "text", "text": item.system}]})
-        msgs.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": item.prompt}]})
+        before = [{"type": "text", "text": item.before}] if item.before else []
+        msgs.append({"role": "user", "content": [*before, {"type": "video"}, {"type": "text", "text": item.prompt}]})
         if answer is not None:
             msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
         return msgs
@@ -131,16 +152,22 @@ class VideoLM:
     # ------------------------------------------------------------------ generation
     def generate(self, items: list[VideoPrompt], *, max_new_tokens: int = 256, **gen: Any) -> list[str]:
         """One completion per request (batched; left padding)."""
+        return [g.text for g in self.generate_full(items, max_new_tokens=max_new_tokens, **gen)]
+
+    def generate_full(self, items: list[VideoPrompt], *, max_new_tokens: int = 256,
+                      **gen: Any) -> list[Generation]:
+        """Like `generate`, with whether each answer was cut off by max_new_tokens. `gen`: transformers
+        generate() settings (num_beams, do_sample, top_p, repetition_penalty, ...); greedy by default."""
         if self.wants_fps and len({round(sampling_rate(i), 6) for i in items}) > 1:
             # the processor takes one fps per call: batch only requests sampled at the same rate
             groups: dict[float, list[int]] = {}
             for n, item in enumerate(items):
                 groups.setdefault(round(sampling_rate(item), 6), []).append(n)
-            out: list[str] = [""] * len(items)
+            out: list[Generation] = [Generation("", False, 0)] * len(items)
             for members in groups.values():
-                for n, text in zip(members, self.generate([items[m] for m in members],
-                                                          max_new_tokens=max_new_tokens, **gen)):
-                    out[n] = text
+                for n, res in zip(members, self.generate_full([items[m] for m in members],
+                                                              max_new_tokens=max_new_tokens, **gen)):
+                    out[n] = res
             return out
         import torch
 
@@ -157,8 +184,20 @@ class VideoLM:
             settings.setdefault("pad_token_id", tok.pad_token_id)
         with torch.inference_mode():
             out = self.model.generate(**inputs, **settings)
-        new = out[:, inputs["input_ids"].shape[1]:]
-        return [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
+        new = out[:, inputs["input_ids"].shape[1]:]  # [B, T] new tokens (finished rows padded after their eos)
+        cut = cut_off(new.tolist(), self.eos_ids(), max_new_tokens)
+        lengths = [int((row != tok.pad_token_id).sum()) if tok.pad_token_id is not None else len(row) for row in new]
+        return [Generation(t.strip(), c, n) for t, c, n in zip(tok.batch_decode(new, skip_special_tokens=True), cut,
+                                                                 lengths)]
+
+    def eos_ids(self) -> set[int]:
+        """End-of-sequence ids: the generation config's (int or list), else the tokenizer's."""
+        found = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if found is None:
+            found = getattr(self.tokenizer, "eos_token_id", None)
+        if found is None:
+            return set()
+        return {int(found)} if isinstance(found, int) else {int(x) for x in found}
 
     # ------------------------------------------------------------------ training
     def training_batch(self, items: list[VideoPrompt], answers: list[str]) -> dict:
@@ -181,8 +220,9 @@ class VideoLM:
                 "dtype": str(self.dtype).replace("torch.", "")}
 
 
-def save_vlm(model, processor, folder: str | Path) -> Path:
-    """A plain Hugging Face folder (model + processor) that `VideoLM.load` reads; written then renamed."""
+def save_vlm(model, processor, folder: str | Path, *, extra_files: dict[str, str] | None = None) -> Path:
+    """A plain Hugging Face folder (model + processor) that `VideoLM.load` reads; written then renamed.
+    `extra_files`: name -> text written beside the weights (e.g. the caption mode record)."""
     import os
     import shutil
 
@@ -192,6 +232,8 @@ def save_vlm(model, processor, folder: str | Path) -> Path:
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
     for f in tmp.iterdir():  # save_pretrained writes 0600 files
         if f.is_file():
             f.chmod(0o644)

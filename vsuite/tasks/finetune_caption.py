@@ -41,6 +41,7 @@ class _Clip:
     end: float
     caption: dict
     asr: list[tuple[float, float, str]]  # spans relative to the clip start
+    has_asr: bool = True  # the clip has a line in <video_id>_asr.jsonl (data.stage 1 | 2 need one, as Vript)
 
 
 @dataclass
@@ -65,10 +66,10 @@ def _video_clips(caption_path: Path) -> list[_Clip]:
             from ..media import probe
 
             info = probe(clip_file)
-            out.append(_Clip(cid, clip_file, 0.0, info.num_frames / info.fps, caption, asr))
+            out.append(_Clip(cid, clip_file, 0.0, info.num_frames / info.fps, caption, asr, cid in video.asr))
         elif long_video is not None and video.span(cid) is not None:
             s, e = video.span(cid)
-            out.append(_Clip(cid, long_video, s, e, caption, asr))
+            out.append(_Clip(cid, long_video, s, e, caption, asr, cid in video.asr))
         else:
             raise DataError(f"{caption_path}: clip {cid} has neither {clip_file.name} nor a long video "
                             f"{video.video_id}.mp4 with cut times in {video.video_id}_cut_meta.json")
@@ -76,7 +77,14 @@ def _video_clips(caption_path: Path) -> list[_Clip]:
 
 
 def build_samples(clips: list[_Clip], cfg: CaptionDataConfig, seed: int = 0) -> list[Sample]:
-    """Windows of consecutive scenes -> (instruction, target) following Vript's three paradigms."""
+    """One video's clips -> (instruction, target) samples following Vript's three paradigms.
+
+    data.stage = 0: every window of min_scenes..max_scenes consecutive clips (max_windows_per_video random
+    windows of each length when set). data.stage = 1 | 2: as Vript's stage-1/2 builders
+    (vsuite.data.vript_training): every clip alone, then the randomly drawn windows.
+    """
+    if cfg.stage:
+        return _vript_samples(clips, cfg, seed)
     rng = random.Random(seed)
     samples = []
     for k in range(cfg.min_scenes, min(cfg.max_scenes, len(clips)) + 1):
@@ -88,13 +96,43 @@ def build_samples(clips: list[_Clip], cfg: CaptionDataConfig, seed: int = 0) -> 
     return samples
 
 
-def make_sample(win: list[_Clip], cfg: CaptionDataConfig) -> Sample:
+def _vript_samples(clips: list[_Clip], cfg: CaptionDataConfig, seed: int) -> list[Sample]:
+    from ..data import vript_training as T
+
+    if not clips:
+        return []
+    clips = sorted(clips, key=lambda c: T.scene_number(c.cid))
+    # one random stream per video (str seeds hash with sha512: the same in every process and file order)
+    rng = random.Random(f"{seed}:{clips[0].cid.rsplit('-Scene-', 1)[0]}")
+    samples = []
+    for c in clips:  # build_training_vript_stage{1,2}_single.py
+        if not T.single_clip_has_asr_record(c.has_asr):
+            continue
+        if cfg.stage == 2 and not T.keep_single_clip(rng, T.single_clip_duration(c.end - c.start, c.asr)):
+            continue
+        samples.append(make_sample([c], cfg, rng))
+    numbers = [T.scene_number(c.cid) for c in clips]
+    for a, b in T.sample_windows(rng, numbers, cfg.stage):  # build_training_vript_stage{1,2}_concat.py
+        win = clips[a:b]
+        if T.window_has_asr_records([c.has_asr for c in win]):
+            sample = make_sample(win, cfg, rng)
+            if sample is not None:
+                samples.append(sample)
+    return samples
+
+
+def make_sample(win: list[_Clip], cfg: CaptionDataConfig, rng: random.Random | None = None) -> Sample | None:
+    """Consecutive clips `win` -> one Sample. With data.stage = 2 a window of several clips follows the stage-2
+    rules (ASR segments merged past 15 words, voice-over over 2048 words removed, short windows kept with
+    p = 0.1, voice-over used with p = 0.3; `rng` draws) and is None when dropped."""
+    from ..data import vript_training as T
+
+    rng = rng or random.Random(0)
     offsets, t = [], 0.0
     for c in win:
         offsets.append(t)
         t += c.end - c.start
     total = t
-    n_frames = sum(len(_positions(c)) for c in win)
     if len(win) == 1:
         target = win[0].caption.get("content", "")
     else:
@@ -105,12 +143,24 @@ def make_sample(win: list[_Clip], cfg: CaptionDataConfig) -> Sample:
                       else f"[Scene {i + 1}/{len(win)}: {title}]")
             blocks.append(f"{header}\n{c.caption.get('content', '')}")
         target = "\n\n".join(blocks)
+    stage2_window = cfg.stage == 2 and len(win) > 1
+    if stage2_window and not T.keep_window(rng, round(total, 1), len(win)):
+        return None
     voice = None
-    if cfg.voiceover and (cfg.voiceover_always or vript.mentions_voice(target)):
-        segs = [(off + s, off + e, text) for c, off in zip(win, offsets) for s, e, text in c.asr]
-        voice = vript.voiceover_lines(segs) or None
+    if cfg.voiceover:
+        per_clip = [T.merge_asr_segments(c.asr) if stage2_window else c.asr for c in win]
+        segs = T.concat_voiceover_segments(per_clip, [c.end - c.start for c in win],
+                                           official_compat=cfg.official_compat)
+        text = vript.voiceover_lines(segs)
+        if stage2_window:
+            text = T.drop_long_voiceover(text)
+        keep_p = T.STAGE2_VOICEOVER_P if stage2_window else 1.0
+        if T.use_voiceover(rng, text, target, keep_p, mention_needed=not cfg.voiceover_always):
+            voice = text
     if cfg.timestamps:
-        instruction = vript.vriptor_prompt(total, n_frames, scene_by_scene=len(win) > 1, voiceover=voice)
+        # the rate as the official data: duration / 64 whatever the frames sampled (vript.RATE_FRAMES)
+        instruction = vript.vriptor_prompt(total, scene_by_scene=len(win) > 1, voiceover=voice,
+                                           family=PROMPT_FAMILY)
     else:
         what = "the video scene by scene in detail." if len(win) > 1 else "the video in detail."
         instruction = (f'Voiceover:"{voice}". Based on the video and voiceover, describe {what}' if voice
@@ -186,7 +236,7 @@ class CaptionBatches:
         else:
             frames, indices, fps, total = self._cache[i]
         s = self.samples[i]
-        return VideoPrompt(frames, indices, fps, total, s.instruction, vript.VRIPTOR_SYSTEM,
+        return VideoPrompt(frames, indices, fps, total, s.instruction, vript.system_prompt(PROMPT_FAMILY),
                            total_frames=max(int(total * fps), max(indices) + 1)), s.target
 
     def __iter__(self):
@@ -243,9 +293,16 @@ def _describe_checkpoint(folder: Path, cfg: CaptionModelConfig) -> None:
     import json
 
     (folder / "config.json").write_text(json.dumps({
-        "vsuite_checkpoint": "finetune-caption", "base_model": cfg.init, "lora": cfg.lora,
+        "vsuite_checkpoint": "finetune-caption", "base_model": cfg.init, "lora": cfg.lora, "caption_mode": CAPTION_MODE,
+        "prompt_family": PROMPT_FAMILY,
         "note": "training state for --resume; the merged model that `vsuite caption --model` loads is OUT/model"},
         indent=2) + "\n")
+
+
+# The question the trained model learns (recorded in OUT/model so that `vsuite caption` asks it the same):
+# Vriptor's scene-by-scene mode in the wording of the stage-2 training data, no system prompt.
+CAPTION_MODE = "vriptor"
+PROMPT_FAMILY = "vriptor-stage2"
 
 
 def find_caption_files(root: Path) -> list[Path]:
@@ -291,7 +348,8 @@ def run(recipe, *, resume: str = "auto"):
             inner = module.vlm
             final = inner.merge_and_unload() if mcfg.lora else inner
             final.to("cpu")
-            folder = save_vlm(final, vlm.processor, out_dir / "model")
+            record = {vript.CAPTION_RECORD: vript.caption_record_text(CAPTION_MODE, PROMPT_FAMILY)}
+            folder = save_vlm(final, vlm.processor, out_dir / "model", extra_files=record)
             recipe.write(folder / "recipe.toml")
             if result.losses:
                 log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}; "

@@ -38,34 +38,43 @@ def _cue_times(text: str, sep: str):
 def test_dense_caption_json_matches_planted_cuts(dense_run, cut_video):
     out, res = dense_run
     assert res.stdout.strip() == str(out)
-    doc = json.loads((out / "caption.json").read_text())
+    doc = json.loads((out / "planted_caption.json").read_text())
     assert set(doc["meta"]) >= {"video_id", "video_title", "num_clips", "integrity", "sampling"}
     assert doc["meta"]["integrity"] is True and doc["meta"]["video_title"] == "Colour test"
     clips = [doc["data"][k] for k in sorted(doc["data"])]
     assert [c["clip_id"] for c in clips] == [f"planted-Scene-{i:03d}" for i in range(1, len(clips) + 1)]
     starts = [round(c["start"] * cut_video.fps) for c in clips]
-    assert starts == cut_video.scene_starts
+    # PySceneDetect's content + threshold detectors (as Vript ran them) cut the planted fade twice: the content
+    # detector at its first black frame (91), the threshold detector at the middle of the black run (94)
+    assert starts == sorted([*cut_video.scene_starts, cut_video.fade_black[0]]) == [0, 30, 60, 91, 94]
     assert clips[-1]["end"] == pytest.approx(cut_video.num_frames / cut_video.fps)
     for c in clips:
         assert set(c["caption"]) == set(CAPTION_KEYS) and c["caption"]["content"]
         assert set(c) >= {"video_id", "clip_id", "video_title", "caption", "voiceover"}
         s = c["sampling"]
         assert s["frames"] in (3, 4, 5) and s["fps"] == 24.0 and s["backend"] in ("pyav", "decord")
-        assert s["resolution"] == [64, 96] and all(c["start"] <= t < c["end"] for t in s["timestamps"])
+        assert s["resolution"] == [64, 96] and all(c["start"] - 5e-4 <= t < c["end"] + 5e-4 for t in s["timestamps"])  # times kept to ms
         assert c["voiceover"], "the tone track was transcribed into a voice-over"
-    cuts = json.loads((out / "cut_meta.json").read_text())
+    cuts = json.loads((out / "planted_cut_meta.json").read_text())
     assert sorted(cuts) == sorted(doc["data"])
-    asr = [json.loads(line) for line in (out / "asr.jsonl").read_text().splitlines()]
+    asr = [json.loads(line) for line in (out / "planted_asr.jsonl").read_text().splitlines()]
     assert [a["clip_id"] for a in asr] == sorted(doc["data"]) and all(a["full_text"] for a in asr)
     scene = json.loads((out / "scenes" / "planted-Scene-001.json").read_text())
     assert scene["prompt"].startswith("Voice-over: ") and 'titled "Colour test"' in scene["prompt"]
-    assert "scene 1/4" in res.stderr
+    assert scene["prompt"].index("\nVideo frames:<video>\nBased on the voice-over") > 0  # text, frames, instruction
+    assert scene["system_prompt"] == \
+        "You are an excellent video director that can help me analyze the given video clip."
+    assert doc["meta"]["mode"] == "vript" and doc["meta"]["prompt_family"] == "vript"
+    assert "scene 1/5" in res.stderr
+    # the random model never ends its answer: every one is cut off at 16 tokens, reported and left unparsed
+    assert all(c["truncated"] is True and not c["caption"]["scene_title"] for c in clips)
+    assert "5 answer(s) cut off at --max-new-tokens 16" in res.stderr
     assert not [p.name for p in out.rglob(".*")], "no temporary file is left"
 
 
 def test_subtitles_and_script(dense_run):
     out, _ = dense_run
-    doc = json.loads((out / "caption.json").read_text())
+    doc = json.loads((out / "planted_caption.json").read_text())
     n = len(doc["data"])
     for name, sep in (("captions.srt", ","), ("captions.vtt", r"\.")):
         text = (out / name).read_text()
@@ -98,7 +107,7 @@ def test_resume_skips_finished_scenes(dense_run, smolvlm_dir, cut_video, whisper
     res = run_vsuite(*args, env=THREADS)
     assert res.code == 0, res.stderr
     assert f"done: {len(scenes)} scene(s), 1 generated" in res.stderr
-    assert "voice-over: 4 segment(s) from" in res.stderr  # the transcription is cached too
+    assert "voice-over: 1 segment(s) (en) from" in res.stderr  # the transcription is cached too
     after = {p.name: p.stat().st_mtime_ns for p in (out / "scenes").glob("planted-Scene-*.json")}
     assert all(after[k] == v for k, v in before.items() if k != victim.name)
     # a changed prompt (another title) invalidates the cache
@@ -110,12 +119,17 @@ def test_whole_video_mode_with_qwen2vl(cut_video, qwen2vl_dir, tmp_path):
     res = run_vsuite("caption", str(cut_video.path), "--model", str(qwen2vl_dir), "--out", str(tmp_path / "w"),
                      "--frames", "8", "--max-new-tokens", "8", "--device", "cpu", env=THREADS)
     assert res.code == 0, res.stderr
-    doc = json.loads((tmp_path / "w" / "caption.json").read_text())
+    doc = json.loads((tmp_path / "w" / "planted_caption.json").read_text())
     assert doc["meta"]["mode"] == "whole" and doc["meta"]["num_clips"] == 1
     clip = next(iter(doc["data"].values()))
     assert clip["sampling"]["frames"] == 8 and clip["sampling"]["family"] == "qwen2_vl"
+    # get_seq_frames(120, 8): parts of 119/8 = 14.875 frames, midpoints of the rounded bounds
+    assert clip["sampling"]["indices"] == [7, 22, 37, 52, 67, 81, 96, 111]
     scene = json.loads(next((tmp_path / "w" / "scenes").glob("*.json")).read_text())
-    assert scene["prompt"] == "Describe the video in detail (Duration: [0.0, 5.0]s, Sampling Rate: 0.62s/frame)."
+    # Vriptor demo.py's whole-video instruction, the rate as duration / 64, no system prompt
+    assert scene["prompt"] == "<video>Describe the video in detail (Duration: [0.0, 5.0]s, Sample Rate: 0.08s/frame)."
+    assert scene["system_prompt"] is None and scene["generation"] == {"max_new_tokens": 8, "num_beams": 1,
+                                                                       "do_sample": False}
 
 
 def test_bad_inputs_leave_nothing_behind(tmp_path, smolvlm_dir, whisper_dir, cut_video, silent_video):
@@ -192,7 +206,7 @@ def test_storyboard_renders_in_chromium(dense_run, tmp_path):
     html = page.read_text()
     assert "data:image/jpeg;base64," in html and "src='http" not in html and "<link" not in html  # self-contained
     check = render(page, tmp_path)
-    doc = json.loads((out / "caption.json").read_text())
+    doc = json.loads((out / "planted_caption.json").read_text())
     n_images = sum(c["sampling"]["frames"] for c in doc["data"].values())
     assert check["images"] == check["loaded"] == n_images
     assert check["doc_width"] <= check["viewport"] and not check["spill"], check

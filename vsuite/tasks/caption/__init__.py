@@ -1,9 +1,9 @@
 """`vsuite caption VIDEO`: Vript-style dense, script-like captions of a (long) video.
 
     plan.py      probe, model / Whisper / device checks, scene split, each scene's frames  (nothing written)
-    asr.py       --voiceover: Whisper on each scene's audio (cached in OUT/scenes/voiceover.json)
+    asr.py       --voiceover: Whisper on the whole video once (cached in OUT/scenes/voiceover.json)
     generate.py  prompts, the scene cache (OUT/scenes/<clip_id>.json), batched model calls
-    outputs.py   caption.json, cut_meta.json, asr.jsonl, script.md, captions.srt/.vtt, sampling.json;
+    outputs.py   <id>_caption.json, <id>_cut_meta.json, <id>_asr.jsonl, script.md, captions.srt/.vtt, sampling.json;
                  OutputGuard takes a failed run's files back
     storyboard.py  the HTML storyboard (--storyboard FILE)
 
@@ -32,9 +32,10 @@ def run(video: str, opts: CaptionOptions) -> Path:
     plan = make_plan(video, opts)  # every input error is raised here, before anything is written
     guard = outputs.OutputGuard(plan.out, [Path(opts.storyboard)] if opts.storyboard else [])
     try:
-        segments = asr.voiceover(plan, opts.asr_model) if plan.asr_dir else []
+        transcript = asr.voiceover(plan, opts.asr_model) if plan.asr_dir else None  # the whole video, once
+        segments = asr.prompt_segments(plan, transcript, annotation=plan.prompt_family == "vript")
         scenes, generated = generate.caption_scenes(plan, opts, segments)
-        proto = outputs.write_outputs(plan, scenes, voiceover=opts.voiceover)
+        proto = outputs.write_outputs(plan, scenes, transcript)
         if opts.storyboard:
             storyboard.write(Path(opts.storyboard), plan, scenes, proto, backend=opts.video_backend)
     except KeyboardInterrupt:

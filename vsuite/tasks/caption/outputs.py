@@ -1,8 +1,9 @@
 """What `vsuite caption` writes into OUT, and how a failed run takes it back.
 
-Files: caption.json (Vript's meta + data), cut_meta.json, asr.jsonl (with --voiceover), script.md, captions.srt,
-captions.vtt, sampling.json. Each is written atomically (temporary file, then rename). The writers take the list
-of scene records (dicts with clip_id, start, end, caption, voiceover, voice_segments, sampling) and return text.
+Files: <video_id>_caption.json (Vript's meta + data), <video_id>_cut_meta.json, <video_id>_asr.jsonl (with
+--voiceover), script.md, captions.srt, captions.vtt, sampling.json. Each is written atomically (temporary file,
+then rename). The writers take the list of scene records (dicts with clip_id, start, end, caption, voiceover,
+voice_segments, sampling) and return text.
 
 `OutputGuard` remembers what existed before the run; when the run fails it removes what the run added (the
 whole OUT when the run created it), so a failed run leaves nothing behind. An interrupted run (Ctrl-C) keeps
@@ -23,28 +24,37 @@ from .plan import Plan
 def protocol(plan: Plan, scenes: list[dict]) -> dict:
     """The run's sampling protocol: recorded in caption.json, sampling.json, script.md, the VTT and storyboard."""
     first = scenes[0]["sampling"]
-    return {"protocol": "vript" if plan.dense else "uniform", "backend": first["backend"], "fps": plan.fps,
+    return {"protocol": "vript" if plan.dense else "vriptor_seq", "backend": first["backend"], "fps": plan.fps,
             "resolution": first["resolution"], "model": plan.model_ref, "family": plan.family, "dense": plan.dense,
             "frames_per_scene": [s["sampling"]["frames"] for s in scenes]}
 
 
-def write_outputs(plan: Plan, scenes: list[dict], *, voiceover: bool) -> dict:
-    """Every file of OUT but the scene cache; returns the protocol."""
-    out, proto = plan.out, protocol(plan, scenes)
-    clips = {s["clip_id"]: vript.clip_record(plan.video_id, s["clip_id"], plan.title, s["caption"], s["voiceover"],
-                                             start=s["start"], end=s["end"], sampling=s["sampling"])
+def write_outputs(plan: Plan, scenes: list[dict], transcript=None) -> dict:
+    """Every file of OUT but the scene cache; returns the protocol.
+
+    `transcript` (asr.Transcript: the whole video's Whisper segments and language, with --voiceover) gives
+    <video_id>_asr.jsonl, one record per clip with the segments that overlap it (vript.asr_records), and each
+    clip's `voiceover` in <video_id>_caption.json: `[full_text]`, `[""]` when silent. Without it no ASR file
+    is written and `voiceover` stays `[]` (nothing was transcribed, which is not silence)."""
+    out, proto, vid = plan.out, protocol(plan, scenes), plan.video_id
+    spans = {s["clip_id"]: (float(s["start"]), float(s["end"])) for s in scenes}
+    records = {r["clip_id"]: r for r in vript.asr_records(transcript.segments, spans, transcript.lang)} \
+        if transcript is not None else {}
+    clips = {s["clip_id"]: vript.clip_record(vid, s["clip_id"], plan.title, s["caption"],
+                                             vript.clip_voiceover(records[s["clip_id"]]) if records else [],
+                                             start=s["start"], end=s["end"], sampling=s["sampling"],
+                                             **({"truncated": True} if s.get("truncated") else {}))
              for s in scenes}
-    doc = vript.caption_json(plan.video_id, plan.title, clips,
+    doc = vript.caption_json(vid, plan.title, clips,
                              extra_meta={"video": str(plan.video), "duration": round(plan.duration, 3),
-                                         "fps": plan.fps, "mode": "dense" if plan.dense else "whole",
+                                         "fps": plan.fps, "mode": plan.mode,
+                                         "prompt_family": plan.prompt_family,
                                          "sampling": proto})
-    vript.atomic_write_json(out / "caption.json", doc)
-    vript.atomic_write_json(out / "cut_meta.json", vript.cut_meta({s["clip_id"]: (s["start"], s["end"])
-                                                                   for s in scenes}))
-    if voiceover:
-        vript.write_asr_jsonl(out / "asr.jsonl", [
-            vript.asr_record(s["clip_id"], s["end"] - s["start"], [tuple(v) for v in s["voice_segments"]])
-            for s in scenes])
+    # Vript's names (vript.caption_file ...), one copy each: `finetune` globs *caption.json
+    vript.atomic_write_json(out / vript.caption_file(vid), doc)
+    vript.atomic_write_json(out / vript.cut_meta_file(vid), vript.cut_meta(spans))
+    if transcript is not None:
+        vript.write_asr_jsonl(out / vript.asr_file(vid), list(records.values()))
     vript.atomic_write_text(out / "script.md", to_markdown(scenes, video=plan.video.name, title=plan.title,
                                                            duration=plan.duration, protocol=proto))
     vript.atomic_write_text(out / "captions.srt", to_srt(scenes))
