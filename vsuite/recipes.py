@@ -78,10 +78,15 @@ def _config_class(spec: str):
     return getattr(importlib.import_module(module), name)
 
 
-def task_tables(task: str) -> dict[str, Any]:
+def task_specs(task: str) -> dict[str, str]:
+    """{table: "module:ConfigClass"} of a task (nothing imported yet)."""
     if task not in TASK_TABLES:
         raise RecipeError(f"unknown task {task!r}; known tasks: {', '.join(sorted(TASK_TABLES))}")
-    return {table: _config_class(spec) for table, spec in TASK_TABLES[task].items()}
+    return TASK_TABLES[task]
+
+
+def task_tables(task: str) -> dict[str, Any]:
+    return {table: _config_class(spec) for table, spec in task_specs(task).items()}
 
 
 def parse_value(text: str) -> Any:
@@ -236,21 +241,22 @@ def build_recipe(task: str, raw: dict, source: str = "<defaults>", overrides: li
     for key, (flag, value) in flags.items():
         _set_path(raw, key.split("."), value, flag)
     task = resolve_kind(task, raw, source)
-    classes = task_tables(task)
+    classes = task_specs(task)
     unknown = sorted(set(raw) - set(classes))
     if unknown:
         _, where = origins.of((unknown[0],))
         raise RecipeError(f"{where}: unknown table(s) {', '.join(f'[{u}]' for u in unknown)} for task {task!r}; "
                           f"allowed: {', '.join(f'[{t}]' for t in classes)}")
     tables = {}
-    # [model] last: checking its fields may import transformers (seconds), so a typo elsewhere is reported at once
-    for table, cls in sorted(classes.items(), key=lambda item: item[0] == "model"):
+    # [model] last, each class imported only when its table is checked: the model-table configs live in
+    # vsuite.models (torch + transformers, seconds), so a typo in another table is reported at once
+    for table, spec in sorted(classes.items(), key=lambda item: item[0] == "model"):
         value = raw.get(table, {})
         if not isinstance(value, dict):
             _, where = origins.of((table,))
             raise RecipeError(f"{where}: {table!r} must be a table [{table}], got a value")
         try:
-            tables[table] = cls.model_validate(value)
+            tables[table] = _config_class(spec).model_validate(value)
         except ValidationError as err:
             raise origins.validation_error(table, err) from None
     tables = {table: tables[table] for table in classes}

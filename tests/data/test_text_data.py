@@ -8,7 +8,6 @@ import torch
 from vsuite.data.text import (
     PackedWindows,
     TextDataConfig,
-    eval_windows,
     load_tokens,
     read_documents,
     resolve_path,
@@ -114,10 +113,3 @@ def test_datasets_folder_needs_the_library(tmp_path):
 
     datasets.Dataset.from_dict({"text": ["a", "b"]}).save_to_disk(str(tmp_path / "ds"))
     assert list(read_documents(str(tmp_path / "ds"))) == ["a", "b"]
-
-
-def test_eval_windows_predict_every_token_once():
-    tokens = torch.arange(10)
-    windows = eval_windows(tokens, 4)
-    assert [w[0].tolist() for w in windows] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
-    assert torch.cat([w[1] for w in windows]).tolist() == list(range(1, 10))

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "slurm" / "pretrain.sbatch"
-pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="no sbatch script")
 
 # Plays the workers: waits for the stop request, then does what vsuite does under torchrun (marker,
 # exit 0) or without it (exit 75, MODE=plain). Never signalled itself.

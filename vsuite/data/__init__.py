@@ -4,7 +4,6 @@ video datasets. Import the module you need; this package imports nothing heavy b
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
@@ -12,6 +11,6 @@ def data_roots() -> list[Path]:
     """Where a recipe's relative data paths are looked up, in order: the working directory, then the vsuite
     checkout (the folder holding recipes/: the parent of $VSUITE_RECIPES when set), so shipped recipes
     that name `data/...` run from anywhere."""
-    recipes = os.environ.get("VSUITE_RECIPES")
-    checkout = Path(recipes).parent if recipes else Path(__file__).resolve().parents[2]
-    return [Path.cwd(), checkout]
+    from ..recipes import recipes_dir  # one rule for where the checkout is (recipes.py imports no data module)
+
+    return [Path.cwd(), recipes_dir().parent]

@@ -243,16 +243,3 @@ class PackedWindows:
                 warn(f"data position saved with {key}={state[key]}, now {getattr(self, key)}: the batches after "
                      "resuming will not be the ones the original run would have seen")
         self.epoch, self.index = int(state["epoch"]), min(int(state["index"]), self.batches_per_epoch)
-
-
-def eval_windows(tokens: torch.Tensor, seq_len: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Non-overlapping evaluation windows: (input_ids, labels) pairs, each of up to seq_len tokens.
-
-    Window i covers tokens[i*N : i*N + N + 1]; the last one may be shorter. Every token but the first
-    is predicted exactly once, from the tokens before it inside its own window (no context carried over).
-    """
-    out = []
-    for start in range(0, max(0, len(tokens) - 1), seq_len):
-        w = tokens[start:start + seq_len + 1]
-        out.append((w[:-1], w[1:]))
-    return out

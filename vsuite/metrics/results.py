@@ -55,6 +55,13 @@ def resolved_command(argv: list[str] | None = None) -> str:
     return shlex.join(["vsuite", *args])
 
 
+def default_out(benchmark: str, model_folder: str | Path, data: str | Path) -> Path:
+    """runs/eval/<benchmark>-<model>-<data stem>; a run's checkpoint (RUN/checkpoints/step-N) is named by its run."""
+    folder = Path(model_folder)
+    name = folder.parent.parent.name if folder.parent.name == "checkpoints" else folder.name
+    return Path("runs") / "eval" / f"{benchmark}-{name}-{Path(data).stem or 'data'}"
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

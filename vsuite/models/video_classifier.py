@@ -52,18 +52,13 @@ def quiet_loading() -> None:
 def model_folder(ref: str) -> Path:
     """A model folder, a run folder (its newest complete checkpoint), a Hub id -> a local model folder; an
     existing file is returned as it is (an official checkpoint). ModelNotFoundError (exit 4) otherwise."""
-    from ..hub import resolve_model_dir, weight_files
-    from ..train.checkpoint import checkpoints_dir, newest_complete
+    from ..hub import weight_files
+    from ..train.checkpoint import model_or_run_folder
 
     path = Path(ref).expanduser()
     if path.is_file():
         return path
-    if path.is_dir() and not (path / "config.json").exists() and checkpoints_dir(path).is_dir():
-        folder = newest_complete(path)
-        if folder is None:
-            raise ModelNotFoundError(f"{path} is a run folder without a complete checkpoint")
-    else:
-        folder = resolve_model_dir(ref)
+    folder = model_or_run_folder(ref)
     if not (folder / "config.json").is_file():
         raise ModelNotFoundError(f"{ref}: no config.json in {folder}; pass a model folder saved by vsuite finetune "
                                  "(e.g. RUN/checkpoints/step-XXXXXXXX) or an official checkpoint file")
@@ -73,12 +68,8 @@ def model_folder(ref: str) -> Path:
 
 def load_official(path: Path):
     """An official LVT checkpoint file -> LVTForVideoClassification (float32), via vsuite.models.lvt.official."""
-    try:
-        from .lvt.official import load_official_checkpoint
-    except ImportError:
-        raise ModelNotFoundError(f"{path} is a file: loading official LVT checkpoints needs "
-                                 "vsuite.models.lvt.official, which this vsuite does not have; pass a model folder"
-                                 ) from None
+    from .lvt.official import load_official_checkpoint
+
     return load_official_checkpoint(path).float()
 
 

@@ -112,11 +112,9 @@ def write_report(report: dict, samples: list[dict], out_dir: Path | None, data: 
     from rich.table import Table
 
     from ..console import stderr
-    from ..metrics.results import write_results
+    from ..metrics.results import default_out, write_results
 
-    folder = Path(report["model"])
-    name = folder.parent.parent.name if folder.parent.name == "checkpoints" else folder.name
-    out_dir = Path(out_dir) if out_dir else Path("runs") / "eval" / f"classify-{name}-{Path(data).stem}"
+    out_dir = Path(out_dir) if out_dir else default_out("classify", report["model"], data)
     proto = report["protocol"]
     k5 = report["top5_k"]
     scores = {"top1": 100 * report["top1"], f"top{k5}": 100 * report["top5"]}

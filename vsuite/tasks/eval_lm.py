@@ -24,20 +24,6 @@ from ..errors import ModelNotFoundError, RecipeError
 from ..metrics.lm import PROTOCOL, EvalLMConfig
 
 
-def resolve_model_folder(ref: str) -> Path:
-    """A model folder, the newest complete checkpoint of a run folder, or a Hub id's cached snapshot."""
-    from ..hub import resolve_model_dir
-    from ..train.checkpoint import checkpoints_dir, newest_complete
-
-    path = Path(ref).expanduser()
-    if path.is_dir() and not (path / "config.json").exists() and checkpoints_dir(path).is_dir():
-        found = newest_complete(path)
-        if found is None:
-            raise ModelNotFoundError(f"{path} is a run folder without a complete checkpoint")
-        return found
-    return resolve_model_dir(ref)
-
-
 def load_model(folder: Path, device, dtype):
     from transformers import AutoModelForCausalLM
 
@@ -86,7 +72,9 @@ def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
         raise RecipeError("no model: pass --model PATH|HUB_ID (or eval.model in the recipe)")
     if not cfg.data:
         raise RecipeError("no data: pass --data FILE (or eval.data in the recipe)")
-    folder = resolve_model_folder(cfg.model)
+    from ..train.checkpoint import model_or_run_folder
+
+    folder = model_or_run_folder(cfg.model)
     tokenizer = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else load_tokenizer_from(folder)
     device, dtype = _device_dtype(cfg)
     model = load_model(folder, device, dtype)
@@ -117,18 +105,12 @@ def run(cfg: EvalLMConfig, *, as_json: bool = False) -> dict:
     return write_report(cfg, result, folder, time.monotonic() - began, as_json=as_json)
 
 
-def default_out(cfg: EvalLMConfig, folder: Path) -> Path:
-    """runs/eval/lm-<model folder name>-<data stem> (a run folder's checkpoint is named by its run)."""
-    name = folder.parent.parent.name if folder.parent.name == "checkpoints" else folder.name
-    return Path("runs") / "eval" / f"lm-{name}-{Path(cfg.data).stem or 'data'}"
-
-
 def write_report(cfg: EvalLMConfig, result: dict, folder: Path, elapsed: float, *, as_json: bool) -> dict:
     """OUT/results.json + OUT/samples.jsonl (vsuite.metrics.results; one sample per evaluation length), the
     table on stderr, results.json on stdout with --json."""
-    from ..metrics.results import write_results
+    from ..metrics.results import default_out, write_results
 
-    out_dir = Path(cfg.out) if cfg.out else default_out(cfg, folder)
+    out_dir = Path(cfg.out) if cfg.out else default_out("lm", folder, cfg.data)
     rows = result["results"]
     scores = {}
     for r in rows:

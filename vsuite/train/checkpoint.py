@@ -123,6 +123,20 @@ def newest_complete(out_dir: Path) -> Path | None:
     return None
 
 
+def model_or_run_folder(ref: str) -> Path:
+    """`--model` of the eval/classify commands: a run folder (no config.json, a checkpoints/ folder) -> its newest
+    complete checkpoint; anything else (model folder, Hub id) through vsuite.hub. ModelNotFoundError (exit 4)."""
+    from ..hub import resolve_model_dir
+
+    path = Path(ref).expanduser()
+    if path.is_dir() and not (path / "config.json").exists() and checkpoints_dir(path).is_dir():
+        found = newest_complete(path)
+        if found is None:
+            raise ModelNotFoundError(f"{path} is a run folder without a complete checkpoint")
+        return found
+    return resolve_model_dir(ref)
+
+
 def resolve_resume(resume: str, out_dir: Path) -> Path | None:
     """--resume auto | none | PATH (a step folder, or a run folder whose newest checkpoint is taken)."""
     if resume == "none":
