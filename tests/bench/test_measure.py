@@ -131,6 +131,19 @@ def test_measure_announces_and_separates_the_first_call():
     assert t.first_call_s >= 0.2 and max(t.times_ms) < 100 and len(t.times_ms) == 3
 
 
+def test_a_slow_compiling_first_call_never_becomes_the_measurement():
+    # fla autotunes for ~100 s on its first GPU call: over the budget, yet not the kernel's time.
+    delays = iter([0.3, 0.002, 0.002, 0.002])
+    t = measure.measure(lambda: time.sleep(next(delays)), torch.device("cpu"), warmup=1, repeats=3, memory=False,
+                        limit_s=0.1, first_call_compiles=True)
+    assert t.first_call_s >= 0.3 and len(t.times_ms) == 3 and max(t.times_ms) < 100 and t.note is None
+    # Where the first call is an ordinary one (CPU), a warmup over the budget is the measurement.
+    delays = iter([0.3, 0.002])
+    t = measure.measure(lambda: time.sleep(next(delays)), torch.device("cpu"), warmup=1, repeats=3, memory=False,
+                        limit_s=0.1)
+    assert t.times_ms[0] >= 300 and len(t.times_ms) == 1 and "one call only" in t.note
+
+
 def test_probe_copy_bandwidth_on_cpu():
     from vsuite.bench.machine import probe_copy_bandwidth
 

@@ -202,7 +202,7 @@ for dtype, torch_name, dk, dv, varlen, prec in [("bf16", "bfloat16", 128, 128, F
                 else "*i32" if n in ("cu", "chunk_off", "chunk_seq") else "*" + dtype)
                for n in fn.arg_names}
         triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
-                       options=dict(num_warps=cfg.num_warps, num_stages=2))
+                       options=dict(num_warps=cfg.num_warps, num_stages=triton_fwd.NUM_STAGES))
 print("compiled")
 """
 

@@ -189,15 +189,20 @@ class Timing:
 
 def measure(call: Callable[[], None], device: torch.device, *, warmup: int = 1, repeats: int = 5,
             limit_s: float | None = None, memory: bool = True,
-            announce: Callable[[], None] | None = None) -> Timing:
+            announce: Callable[[], None] | None = None, first_call_compiles: bool | None = None) -> Timing:
     """Median time of `repeats` calls after `warmup` untimed ones, and the peak memory of one call.
 
     `announce` runs right before the first call. The first warmup call's time is returned as
     `first_call_s` and is never part of the median (it includes compiling and autotuning).
     With `limit_s` (the budget): a warmup call slower than the limit becomes the only
-    measurement (no second slow call); timed calls stop once one is slower than the limit,
-    or once they add up to more than the limit after at least three of them.
+    measurement (no second slow call) -- except the first call where it compiles / autotunes
+    (`first_call_compiles`, default: on CUDA): fla's first call autotunes for ~100 s, and taking
+    that as the time of a 1 ms kernel made the runner extrapolate hours and skip every size.
+    Timed calls stop once one is slower than the limit, or once they add up to more than the
+    limit after at least three of them.
     """
+    if first_call_compiles is None:
+        first_call_compiles = torch.device(device).type == "cuda"
     device = torch.device(device)
     meter = peak_memory_meter(device) if memory else None
     metered_calls = 2 if device.type == "cuda" else 1
@@ -227,7 +232,7 @@ def measure(call: Callable[[], None], device: torch.device, *, warmup: int = 1, 
         dt = one()
         if i == 0:
             first_s = dt
-        if limit_s is not None and dt > limit_s:
+        if limit_s is not None and dt > limit_s and not (i == 0 and first_call_compiles):
             note = f"one call only: it took {dt:.3g} s > budget {limit_s:.3g} s (timed as the warmup call)"
             return Timing(dt * 1e3, [dt * 1e3], peak(), i + 1, note, first_s)
     times: list[float] = []
