@@ -416,6 +416,7 @@ def eval_vript_rr(
     predictions: Annotated[Optional[str], typer.Option(help=_VRIPT_PRED_HELP + " id = clip_id (scene) or video_id (whole).")] = None,
     model: Annotated[Optional[str], typer.Option(help=_VRIPT_MODEL_HELP)] = None,
     setting: Annotated[str, typer.Option(help="scene (RR_scenes clips) | whole (RR_videos; rows need clip_id, meta or gt).")] = "scene",
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Also score the open-ended answers (open_pred, else pred) with this local chat LM as the judge (folder or cached Hub id; the paper's: GPT-4-turbo).")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help=_VRIPT_OUT_HELP)] = None,
     official_compat: Annotated[bool, typer.Option("--official-compat", help=_VRIPT_COMPAT_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout.")] = False,
@@ -427,8 +428,8 @@ def eval_vript_rr(
     video_backend: Annotated[str, _M_BACKEND] = "auto",
     limit: Annotated[int, _M_LIMIT] = 0,
 ) -> None:
-    """Vript-RR (retrieval then reasoning), multiple choice: accuracy of the first (X) of each answer."""
-    _eval_vript("vript-rr", data=data, predictions=predictions, setting=setting, out=out,
+    """Vript-RR (retrieval then reasoning): multiple-choice accuracy (the first (X) of each answer); with --judge, open-ended accuracy."""
+    _eval_vript("vript-rr", data=data, predictions=predictions, setting=setting, out=out, judge=judge,
                 official_compat=official_compat, as_json=as_json, device=device,
                 **_vript_model_opts(model, frames, max_new_tokens, batch_size, dtype, video_backend, limit))
 
@@ -453,6 +454,118 @@ def eval_vript_ero(
     _eval_vript("vript-ero", data=data, predictions=predictions, out=out, official_compat=official_compat,
                 as_json=as_json, device=device,
                 **_vript_model_opts(model, frames, max_new_tokens, batch_size, dtype, video_backend, limit))
+
+
+# ----------------------------------------------------------------------------- describe
+@app.command("describe")
+def describe(
+    video: Annotated[str, typer.Argument(help="Video file with sound.")],
+    model: Annotated[Optional[str], typer.Option(help="AVLFormer folder (OUT/model of `vsuite finetune` with kind = \"describe\") or Hub id.")] = None,
+    lang: Annotated[str, typer.Option(help="en | zh: the language the model was finetuned on.")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (description, parts, decoder, protocol).")] = False,
+    beams: Annotated[int, typer.Option(help="Beam size (1 = greedy, the official default).")] = 1,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Generated tokens incl. [CLS] (default: the model's max_gen_length).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+) -> None:
+    """Fine-grained audible video description (FAVD / AVLFormer): a summary, visual details and the sounds."""
+    _one_of("--lang", lang, ("en", "zh"))
+    _at_least("--beams", beams, 1)
+    _at_least("--max-length", max_length, 2)
+    device = check_device_spec(device)
+    from .tasks import describe as task
+
+    task.run(video, model=model, lang=lang, as_json=as_json, beams=beams, device=device, max_length=max_length)
+
+
+# ----------------------------------------------------------------------------- segment, eval avsbench
+@app.command("segment")
+def segment(
+    video: Annotated[str, typer.Argument(help="Video file with sound.")],
+    model: Annotated[str, typer.Option(help="Segmenter: model folder, run folder (its val-selected best/, else newest checkpoint) or Hub id.")] = "runs/avs-s4-pvt",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: VIDEO's folder/<name>.segment).")] = None,
+    fps: Annotated[str, typer.Option(help="1 (AVSBench: the frame at 15/16 of every second) | all (every frame).")] = "1",
+    threshold: Annotated[float, typer.Option(help="Mask probability threshold.")] = 0.5,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows of 5 frames per forward pass.")] = 1,
+    video_backend: Annotated[str, typer.Option("--video-backend", help=_BACKEND_HELP)] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print summary.json on stdout (else the output folder).")] = False,
+) -> None:
+    """Audio-visual segmentation: masks of the objects that make the sound (AVS with bidirectional generation).
+
+    Writes OUT/masks/frame_XXXXXX.png, OUT/overlay.mp4 (masks tinted over every frame, original audio) and
+    OUT/summary.json (frames, times, sounding area per frame, sampling protocol). Nothing is left on failure.
+    """
+    _at_least("--batch-size", batch_size, 1)
+    _one_of("--fps", fps, ("1", "all"))  # = tasks.segment.FPS_CHOICES
+    _one_of("--video-backend", video_backend, VIDEO_BACKENDS)
+    if not 0 < threshold < 1:
+        raise UsageError(f"--threshold must be between 0 and 1 (a probability), got {threshold}")
+    device = check_device_spec(device)
+    _out_folder("--out", out)
+    from .tasks import segment as task
+
+    task.run(video, task.SegmentOptions(model=model, out=out, fps=fps, threshold=threshold, device=device,
+                                        batch_size=batch_size, video_backend=video_backend, as_json=as_json))
+
+
+@eval_app.command("avsbench")
+def eval_avsbench(
+    split: Annotated[str, typer.Option(help="s4 (Single-source) | ms3 (Multi-sources).")],
+    model: Annotated[str, typer.Option(help="Segmenter: model folder, run folder or Hub id.")],
+    data: Annotated[str, typer.Option(help="AVSBench root (holding Single-source/ and/or Multi-sources/).")],
+    subset: Annotated[str, typer.Option(help="test | val | train.")] = "test",
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Clips per batch for F official (default: the official test batch).")] = None,
+    audio: Annotated[str, typer.Option(help="auto | pkl (the released log-mel) | wav.")] = "auto",
+    limit: Annotated[int, typer.Option(help="Score only the first N clips (0 = all).")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", help=_EVAL_OUT_HELP.format(default="runs/eval/avsbench-<split>-<model>"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout (the table goes to stderr).")] = False,
+) -> None:
+    """AVSBench S4 / MS3: mIoU, F official (per-batch max, at the official batch size) and F per frame.
+
+    Writes OUT/results.json and OUT/samples.jsonl (one line per clip).
+    """
+    _one_of("--split", split, ("s4", "ms3"))
+    _one_of("--subset", subset, ("test", "val", "train"))
+    _one_of("--audio", audio, ("auto", "pkl", "wav"))
+    _at_least("--batch-size", batch_size, 1)
+    _at_least("--limit", limit, 0)
+    device = check_device_spec(device)
+    _out_folder("--out", out)
+    from .tasks import eval_avsbench as task
+
+    task.run(split=split, model=model, data=data, subset=subset, batch_size=batch_size, audio=audio, limit=limit,
+             device=device, out=out, as_json=as_json)
+
+
+# ----------------------------------------------------------------------------- eval favdbench
+@eval_app.command("favdbench")
+def eval_favdbench(
+    data: Annotated[str, typer.Option(help="FAVDBench folder: meta/{train,val,test}.csv + annotations_en.json / annotations_cn.json (+ videos/, audio_mp3/ for --model).")],
+    predictions: Annotated[Optional[str], typer.Option(help="Descriptions to score: JSON {clip_id: text}, a COCO list [{\"image_id\", \"caption\"}], or JSON lines.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Instead of --predictions: describe every clip with this model first (vsuite describe).")] = None,
+    split: Annotated[str, typer.Option(help="train | val | test.")] = "test",
+    lang: Annotated[str, typer.Option(help="en (annotations_en.json) | zh (annotations_cn.json).")] = "en",
+    out: Annotated[Optional[str], typer.Option("--out", help="Folder for results.json + samples.jsonl (default: PREDICTIONS' folder/<stem>.favdbench, or runs/eval/favdbench-<model>).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results.json on stdout.")] = False,
+    metrics: Annotated[str, typer.Option(help="all, or a comma list of bleu,meteor,rouge,cider,entity,audio (bleu..cider need Java).")] = "all",
+    t5_model: Annotated[str, typer.Option("--t5-model", help="EntityScore's T5 encoder (Hub id or folder); the official one is t5-base.")] = "t5-base",
+    tagger: Annotated[str, typer.Option(help="EntityScore's noun tagger: spacy[:NAME_OR_FOLDER] | nltk (the official; needs NLTK data).")] = "spacy:en_core_web_sm",
+    audioscore_model: Annotated[Optional[str], typer.Option("--audioscore-model", help="TriLip.bin for AudioScore (not ported yet: AudioScore is reported as skipped).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (the T5 encoder; the describer with --model).")] = "auto",
+    beams: Annotated[int, typer.Option(help="With --model: beam size (0 = the describer's default).")] = 0,
+    limit: Annotated[int, typer.Option(help="With --model: only the first N clips (0 = all).")] = 0,
+) -> None:
+    """FAVDBench: BLEU-1..4, METEOR, ROUGE-L, CIDEr (COCO caption protocol), EntityScore; AudioScore when available."""
+    device = check_device_spec(device)
+    _out_folder("--out", Path(out) if out else None)
+    from .tasks import eval_favdbench as task
+
+    opts = task.FavdOptions(data=data, predictions=predictions, model=model, split=split, lang=lang, out=out,
+                            as_json=as_json, metrics=metrics, t5_model=t5_model, tagger=tagger,
+                            audioscore_model=audioscore_model, device=device, beams=beams, limit=limit)
+    task.check_options(opts)
+    task.run(opts)
 
 
 # ----------------------------------------------------------------------------- recipes

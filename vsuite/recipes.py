@@ -40,6 +40,14 @@ TASK_TABLES: dict[str, dict[str, str]] = {
                          "model": "vsuite.models.vlm_config:CaptionModelConfig",
                          "data": "vsuite.data.vript:CaptionDataConfig",
                          "train": "vsuite.train.config:TrainConfig"},
+    "finetune-describe": {"task": "vsuite.train.config:FinetuneTaskConfig",
+                          "model": "vsuite.models.avlformer.describe_config:DescribeModelConfig",
+                          "data": "vsuite.data.favdbench:FAVDBenchConfig",
+                          "train": "vsuite.train.config:TrainConfig"},
+    "finetune-segment": {"task": "vsuite.train.config:FinetuneTaskConfig",
+                         "model": "vsuite.models.segmenter:SegmentModelConfig",
+                         "data": "vsuite.data.avsbench:AVSBenchConfig",
+                         "train": "vsuite.train.config:TrainConfig"},
 }
 
 # Commands whose recipes come in kinds: a recipe's `[task] kind = "K"` selects the tables of "<command>-K"

@@ -149,3 +149,19 @@ def test_join_gt_column_precedence(tmp_path):
     items, coverage = D.join("RR", anns, preds, tmp_path / "p.csv", prefer_gt_column=True)  # official
     # row 2's gt cell wins; row 3's empty gt cell supplies nothing, so its annotation is used
     assert not coverage and [(j.id, j.gt_text) for j in items] == [("v1-Scene-002", None), ("v1-Scene-001", "(C) a medal.")]
+
+
+def test_open_ended_answers_column_and_key(tmp_path):
+    csv = tmp_path / "p.csv"
+    csv.write_text('id,pred,open_pred\nv1-Scene-001,(B),"A trophy,\nsurely."\nv1-Scene-002,(A),\n')
+    rows = D.read_predictions(csv)
+    assert [(r.pred, r.open_pred, r.has_open) for r in rows] == [("(B)", "A trophy,\nsurely.", True),
+                                                                 ("(A)", "", True)]
+    jl = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "pred": "(B)", "open_pred": "cup"}, {"id": "b", "pred": "(A)"}])
+    assert [(r.open_pred, r.has_open) for r in D.read_predictions(jl)] == [("cup", True), (None, False)]
+    assert not D.read_predictions(write_jsonl(tmp_path / "q.jsonl", [{"id": "a", "pred": "x"}]))[0].has_open
+    # the official open-ended prompt (vript_rr_openend.json)
+    assert D.PROMPTS["RR-open"]["question"] == "<VideoHere> \nQuestion: {question}\nHint: {hint}"
+    assert D.PROMPTS["RR-open"]["system"].endswith("Based on your observations, give the answer that accurately "
+                                                   "addresses the question.\n")
+    assert D.prompt_hash("RR-open") != D.prompt_hash("RR")

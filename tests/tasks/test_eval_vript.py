@@ -175,7 +175,8 @@ def test_requests_use_the_official_prompts(rr_data):
     anns = read_rr_annotations(rr_data / "RR_annotations.jsonl")
     reqs = _requests("RR", anns, "whole")
     assert reqs[1] == {"id": "v1", "clip_id": "v1-Scene-002", "video": "v1",
-                       "prompt": "Question: q?\nOptions:\n(A) Peppa.\n(B) George.\nHint: h\nOnly give the best option."}
+                       "prompt": "Question: q?\nOptions:\n(A) Peppa.\n(B) George.\nHint: h\nOnly give the best option.",
+                       "open_prompt": "Question: q?\nHint: h"}  # vript_rr_openend.json, without <VideoHere>
     assert _requests("HAL", {"c1": None}, "scene")[0]["prompt"] == "Describe this video in detail."
 
 
@@ -193,7 +194,9 @@ def test_model_answers_then_scores(tmp_path, rr_data, smolvlm_dir, capsys):
     check_results_schema(doc)
     rows = [json.loads(line) for line in (out_dir / "predictions.jsonl").read_text().splitlines()]
     assert [(r["id"], r["clip_id"]) for r in rows] == [("v1-Scene-001",) * 2, ("v1-Scene-002",) * 2]
-    assert all(isinstance(r["pred"], str) for r in rows)
+    # the reply was forced to start with the official answer prefix, kept in the answer
+    assert all(r["pred"].startswith("Best option:(") and "open_pred" not in r for r in rows)
+    assert doc["protocol"]["answer_prefix"] == "Best option:("
     assert doc["scores"]["n"] == 2 and doc["scores"]["missing"] == 0  # --limit: only the items answered
     assert doc["model"]["source"] == "model" and doc["model"]["family"] == "smolvlm"
     assert doc["protocol"]["frames"] == 4 and doc["protocol"]["fps"] == 12.0

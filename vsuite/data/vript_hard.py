@@ -8,9 +8,10 @@ file itself. Records (fields read; others are kept but ignored):
     RR   {"video_id", "clip_id", "question", "hint", "multiple_choice": [4 options],
           "multiple_choice_answer": one of them, "open_answer"}
     ERO  {"video_id", "question", "answer": ["B", "A", "C"]}
-Predictions: the official CSV (header `id,pred` with optional `gt`, `meta`, `clip_id`; `meta` is the
-official scripts' Python-dict text of the annotation, whose clip_id is used) or JSON lines
-{"id", "pred"[, "gt", "clip_id"]}. Any problem is a one-line DataError naming the file and line.
+Predictions: the official CSV (header `id,pred` with optional `gt`, `meta`, `clip_id`, `open_pred`; `meta` is
+the official scripts' Python-dict text of the annotation, whose clip_id is used) or JSON lines
+{"id", "pred"[, "gt", "clip_id", "open_pred"]}. RR's `open_pred`: the open-ended answer to the same item (judged
+with `--judge`). Any problem is a one-line DataError naming the file and line.
 """
 
 from __future__ import annotations
@@ -44,11 +45,15 @@ PROMPTS = {
                       "descriptions of the Scene (A), (B), and (C), Output the correct temporal order of the scenes.",
             "question": "<VideoHere> \n{question}",
             "answer_prefix": "The correct temporal order of the scenes based on the video is: Scene ("},
+    # Vript-RR open-ended (vript_rr_openend.json): answers judged by a language model (vsuite.metrics.vript_judge)
+    "RR-open": {"system": _WATCH + " Based on your observations, give the answer that accurately addresses the "
+                                   "question.\n",
+                "question": "<VideoHere> \nQuestion: {question}\nHint: {hint}", "answer_prefix": ""},
 }
 
 
 def prompt_hash(benchmark: str) -> str:
-    """sha256 (first 16 hex digits) of the official prompt of HAL / RR / ERO, recorded in results.json."""
+    """sha256 (first 16 hex digits) of the official prompt of HAL / RR / ERO / RR-open, recorded in results.json."""
     text = json.dumps(PROMPTS[benchmark], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -201,6 +206,8 @@ class Prediction:
     gt: str | None = None
     clip_id: str | None = None
     extra: dict = field(default_factory=dict)
+    open_pred: str | None = None  # RR: the open-ended answer (None: no such column / key, or null)
+    has_open: bool = False  # the row carries an open_pred column / key
 
 
 def read_predictions(path: str | Path) -> list[Prediction]:
@@ -234,8 +241,12 @@ def _read_jsonl_predictions(path: Path) -> list[Prediction]:
         gt = obj.get("gt")
         meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
         clip_id = obj.get("clip_id") or meta.get("clip_id")
+        open_pred = obj.get("open_pred")
+        if open_pred is not None and not isinstance(open_pred, str):
+            open_pred = json.dumps(open_pred) if isinstance(open_pred, (list, dict)) else str(open_pred)
         out.append(Prediction(str(obj["id"]), pred, lineno, None if gt is None else str(gt),
-                              None if clip_id is None else str(clip_id)))
+                              None if clip_id is None else str(clip_id), open_pred=open_pred,
+                              has_open="open_pred" in obj))
     return out
 
 
@@ -280,7 +291,9 @@ def _read_csv_predictions(path: Path) -> list[Prediction]:
                 if not clip_id and "meta" in col:
                     clip_id = _meta_clip_id(row[col["meta"]])
                 gt = row[col["gt"]] if "gt" in col else None
-                out.append(Prediction(rid, row[col["pred"]], lineno, gt, clip_id or None))
+                open_pred = row[col["open_pred"]] if "open_pred" in col else None
+                out.append(Prediction(rid, row[col["pred"]], lineno, gt, clip_id or None, open_pred=open_pred,
+                                      has_open="open_pred" in col))
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: invalid CSV ({err})") from None
     except UnicodeDecodeError as err:

@@ -2,6 +2,7 @@
 
     vlm = VideoLM.load("HuggingFaceTB/SmolVLM2-500M-Video-Instruct", device="auto", dtype="auto")
     texts = vlm.generate([VideoPrompt(frames, indices, fps, duration, prompt, system=...)], max_new_tokens=256)
+    texts = vlm.generate(items, answer_prefix="Best option:(")  # replies forced to start with a prefix
 
 The caller decodes and samples the frames (vsuite.media) and passes them with their frame indices and the
 video's fps, so the processor never samples or decodes on its own (`do_sample_frames=False`, explicit
@@ -53,6 +54,16 @@ def cut_off(rows, eos_ids: set[int], max_new_tokens: int) -> list[bool]:
         ids = [int(t) for t in row]
         out.append(len(ids) >= max_new_tokens and not any(t in eos_ids for t in ids))
     return out
+
+
+def join_prefix(prefix: str, continuation: str) -> str:
+    """The answer as it reads: a forced prefix and the decoded continuation (stripped; after a prefix ending in
+    a space or an opening bracket the continuation's leading spaces go too, so "Scene (" + " B)" = "Scene (B)")."""
+    if not prefix:
+        return continuation.strip()
+    if prefix[-1].isspace() or prefix[-1] in "([{\"'":
+        return (prefix + continuation.lstrip()).rstrip()
+    return (prefix + continuation).rstrip()
 
 
 def sampling_rate(item: VideoPrompt) -> float:
@@ -149,15 +160,38 @@ class VideoLM:
         return self.processor.apply_chat_template(self.messages(item, answer), add_generation_prompt=answer is None,
                                                   tokenize=False)
 
+    def prompt_text(self, item: VideoPrompt, answer_prefix: str = "") -> str:
+        """The text generation starts from: the chat template's generation prompt, then `answer_prefix` (the
+        start of the assistant reply the model must continue, e.g. Vript-RR's "Best option:(").
+
+        A template may put a separator between its generation prompt and an assistant message (SmolVLM2:
+        "Assistant:" vs "Assistant: text"): the text before a rendered assistant reply is used when it extends
+        the generation prompt, so the prefix sits where the model saw answers begin in training."""
+        start = self.chat_text(item)
+        if not answer_prefix:
+            return start
+        sentinel = "\u2063VSUITE_ANSWER\u2063"  # invisible separators: never in a template or a prompt
+        full = self.chat_text(item, sentinel)
+        cut = full[:full.find(sentinel)] if sentinel in full else ""
+        return (cut if cut.startswith(start) else start) + answer_prefix
+
     # ------------------------------------------------------------------ generation
-    def generate(self, items: list[VideoPrompt], *, max_new_tokens: int = 256, **gen: Any) -> list[str]:
-        """One completion per request (batched; left padding)."""
-        return [g.text for g in self.generate_full(items, max_new_tokens=max_new_tokens, **gen)]
+    def generate(self, items: list[VideoPrompt], *, max_new_tokens: int = 256,
+                 answer_prefix: str | list[str] = "", **gen: Any) -> list[str]:
+        """One completion per request (batched; left padding). `answer_prefix`: see `generate_full`."""
+        return [g.text for g in self.generate_full(items, max_new_tokens=max_new_tokens, answer_prefix=answer_prefix,
+                                                   **gen)]
 
     def generate_full(self, items: list[VideoPrompt], *, max_new_tokens: int = 256,
-                      **gen: Any) -> list[Generation]:
+                      answer_prefix: str | list[str] = "", **gen: Any) -> list[Generation]:
         """Like `generate`, with whether each answer was cut off by max_new_tokens. `gen`: transformers
-        generate() settings (num_beams, do_sample, top_p, repetition_penalty, ...); greedy by default."""
+        generate() settings (num_beams, do_sample, top_p, repetition_penalty, ...); greedy by default.
+
+        `answer_prefix` (one for all, or one per item): the reply is forced to start with it (`prompt_text`)
+        and the returned text is the prefix followed by the model's continuation, as the answer reads."""
+        prefixes = [answer_prefix] * len(items) if isinstance(answer_prefix, str) else list(answer_prefix)
+        if len(prefixes) != len(items):
+            raise ValueError(f"{len(prefixes)} answer prefixes for {len(items)} requests")
         if self.wants_fps and len({round(sampling_rate(i), 6) for i in items}) > 1:
             # the processor takes one fps per call: batch only requests sampled at the same rate
             groups: dict[float, list[int]] = {}
@@ -166,14 +200,15 @@ class VideoLM:
             out: list[Generation] = [Generation("", False, 0)] * len(items)
             for members in groups.values():
                 for n, res in zip(members, self.generate_full([items[m] for m in members],
-                                                              max_new_tokens=max_new_tokens, **gen)):
+                                                              max_new_tokens=max_new_tokens,
+                                                              answer_prefix=[prefixes[m] for m in members], **gen)):
                     out[n] = res
             return out
         import torch
 
         tok = self.tokenizer
         tok.padding_side = "left"
-        texts = [self.chat_text(item) for item in items]
+        texts = [self.prompt_text(item, prefix) for item, prefix in zip(items, prefixes)]
         inputs = self._encode(texts, items).to(self.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
@@ -187,8 +222,8 @@ class VideoLM:
         new = out[:, inputs["input_ids"].shape[1]:]  # [B, T] new tokens (finished rows padded after their eos)
         cut = cut_off(new.tolist(), self.eos_ids(), max_new_tokens)
         lengths = [int((row != tok.pad_token_id).sum()) if tok.pad_token_id is not None else len(row) for row in new]
-        return [Generation(t.strip(), c, n) for t, c, n in zip(tok.batch_decode(new, skip_special_tokens=True), cut,
-                                                                 lengths)]
+        texts = tok.batch_decode(new, skip_special_tokens=True)
+        return [Generation(join_prefix(p, t), c, n) for p, t, c, n in zip(prefixes, texts, cut, lengths)]
 
     def eos_ids(self) -> set[int]:
         """End-of-sequence ids: the generation config's (int or list), else the tokenizer's."""

@@ -79,4 +79,4 @@ class FinetuneTaskConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    kind: Literal["classify", "caption"] = "classify"
+    kind: Literal["classify", "caption", "describe", "segment"] = "classify"

@@ -1,0 +1,259 @@
+"""`vsuite eval favdbench (--predictions FILE | --model M) --data DIR`: score fine-grained audible video descriptions.
+
+Reads one FAVDBench split (vsuite.data.favdbench: meta/<split>.csv + annotations_<lang>.json), matches the
+predictions to it (every clip of the split exactly once), and scores them as the official evaluation does:
+BLEU-1..4, METEOR, ROUGE-L, CIDEr(-D) with the COCO caption protocol (vsuite.metrics.caption_coco, Java) and
+EntityScore (vsuite.metrics.favd: noun tagger + T5 encoder). AudioScore needs the TriLip model, which vsuite does
+not ship: one line says it was skipped and why. Writes OUT/results.json + OUT/samples.jsonl
+(vsuite.metrics.results), prints the table on stderr and, with --json, results.json on stdout.
+
+With `--model M` instead of `--predictions`, the describer (vsuite.models.describer.describe_clips) first writes a
+description of every clip into OUT/predictions.json (COCO result list), which is then scored the same way.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..console import log, out, warn
+from ..errors import UsageError
+
+BENCHMARK = "favdbench"
+METRIC_GROUPS = ("bleu", "meteor", "rouge", "cider", "entity", "audio")
+
+
+@dataclass
+class FavdOptions:
+    data: str
+    predictions: str | None = None
+    model: str | None = None
+    split: str = "test"
+    lang: str = "en"
+    out: str | None = None
+    as_json: bool = False
+    metrics: str = "all"  # comma list of METRIC_GROUPS, or "all"
+    t5_model: str = "t5-base"  # EntityScore's encoder (the official one)
+    tagger: str = "spacy:en_core_web_sm"  # EntityScore's noun tagger (the official one is nltk)
+    audioscore_model: str | None = None  # TriLip.bin (not used in this version: see metrics.favd)
+    device: str = "auto"  # the T5 encoder; with --model also the describer
+    beams: int = 0  # with --model: 0 = the describer's default
+    limit: int = 0  # with --model: only the first N clips of the split
+
+
+def metric_groups(spec: str) -> tuple[str, ...]:
+    """`all` | `bleu,meteor,...` -> the groups, in METRIC_GROUPS order (UsageError naming --metrics)."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if names == ["all"]:
+        return METRIC_GROUPS
+    bad = [n for n in names if n not in METRIC_GROUPS]
+    if bad or not names:
+        raise UsageError(f"--metrics takes all or a comma list of {', '.join(METRIC_GROUPS)}, got {spec!r}")
+    return tuple(g for g in METRIC_GROUPS if g in names)
+
+
+def check_options(opts: FavdOptions) -> None:
+    """Pure checks of the flag values (UsageError, exit 2), before anything heavy is imported."""
+    if (opts.model is None) == (not opts.predictions):
+        raise UsageError("give --predictions FILE (score existing descriptions) or --model M (generate them), "
+                         "not both")
+    if opts.split not in ("train", "val", "test"):
+        raise UsageError(f"--split must be one of train, val, test, got {opts.split!r}")
+    if opts.lang not in ("en", "zh"):
+        raise UsageError(f"--lang must be one of en, zh, got {opts.lang!r}")
+    if opts.limit and opts.model is None:
+        raise UsageError("--limit applies with --model only (a predictions file is scored whole)")
+    for flag, value in (("--limit", opts.limit), ("--beams", opts.beams)):
+        if value < 0:
+            raise UsageError(f"{flag} must be >= 0, got {value}")
+    groups = metric_groups(opts.metrics)
+    if "entity" in groups:
+        for flag, value in (("--t5-model", opts.t5_model), ("--tagger", opts.tagger)):
+            if not str(value).strip():
+                raise UsageError(f"{flag} must name a model or a folder")
+        kind = opts.tagger.partition(":")[0]
+        if kind not in ("spacy", "nltk") or (kind == "nltk" and opts.tagger != "nltk"):
+            raise UsageError(f"--tagger must be nltk, spacy or spacy:NAME_OR_FOLDER, got {opts.tagger!r}")
+
+
+def default_out(opts: FavdOptions) -> Path:
+    """`<predictions stem>.favdbench/` beside the predictions file, or `runs/eval/favdbench-<model>`."""
+    if opts.model is not None:
+        return Path("runs") / "eval" / f"{BENCHMARK}-{Path(opts.model.rstrip('/')).name}"
+    path = Path(opts.predictions)
+    return path.with_name(f"{path.stem}.{BENCHMARK}")
+
+
+def resolved_command(opts: FavdOptions, out_dir: Path) -> str:
+    args = ["vsuite", "eval", BENCHMARK, "--data", str(Path(opts.data).resolve()), "--split", opts.split,
+            "--lang", opts.lang]
+    if opts.model is not None:
+        args += ["--model", opts.model]
+        if opts.beams:
+            args += ["--beams", str(opts.beams)]
+        if opts.limit:
+            args += ["--limit", str(opts.limit)]
+    else:
+        args += ["--predictions", str(Path(opts.predictions).resolve())]
+    args += ["--out", str(out_dir.resolve()), "--metrics", ",".join(metric_groups(opts.metrics))]
+    groups = metric_groups(opts.metrics)
+    if "entity" in groups:
+        args += ["--t5-model", opts.t5_model, "--tagger", opts.tagger]
+    if "audio" in groups and opts.audioscore_model:
+        args += ["--audioscore-model", opts.audioscore_model]
+    if "entity" in groups or opts.model is not None:
+        args += ["--device", opts.device]
+    return shlex.join(args)
+
+
+def match(clips, predictions: dict[str, str], pred_path: Path) -> None:
+    """Every clip of the split predicted, nothing else (DataError naming the file and the first offender)."""
+    from ..errors import DataError
+
+    ids = {c.id for c in clips}
+    missing = [c.id for c in clips if c.id not in predictions]
+    extra = [k for k in predictions if k not in ids]
+    if missing:
+        raise DataError(f"{pred_path}: {len(missing)} clip(s) of the split have no prediction, first {missing[0]}")
+    if extra:
+        raise DataError(f"{pred_path}: {len(extra)} prediction(s) are not clips of the split, first {extra[0]} "
+                        f"(wrong --split?)")
+
+
+def run(opts: FavdOptions) -> dict:
+    check_options(opts)
+    from ..data import favdbench as D
+    from ..metrics import caption_coco as CC
+    from ..metrics import favd as F
+    from ..metrics.results import print_table, write_results
+
+    start = time.monotonic()
+    groups = metric_groups(opts.metrics)
+    clips = D.load_favdbench(opts.data, opts.split, opts.lang)
+    if opts.model is not None and opts.limit:
+        clips = clips[:opts.limit]
+    out_dir = Path(opts.out) if opts.out else default_out(opts)
+    coco_groups = [g for g in groups if g in CC.GROUPS]
+    if coco_groups:
+        CC.check_available(coco_groups)  # fail before any generation
+    entity_models = _load_entity_models(opts) if "entity" in groups else None
+
+    model_info: dict = {"name": None, "source": "predictions"}
+    protocol: dict = {"frames": None, "fps": None, "decoder": None, "prompt_hash": None,
+                      "note": "descriptions made outside vsuite: protocol not verified"}
+    if opts.model is not None:
+        pred_path, model_info, protocol = generate_predictions(clips, opts, out_dir)
+    else:
+        pred_path = Path(opts.predictions)
+        model_info["path"] = str(pred_path.resolve())
+    predictions = D.read_predictions(pred_path)
+    match(clips, predictions, pred_path)
+    preds = {c.id: predictions[c.id] for c in clips}  # benchmark order
+    refs = {c.id: list(c.references or (c.caption,)) for c in clips}
+    log(f"favdbench: {len(preds)} description(s) of {pred_path} against the {opts.split} split of {opts.data} "
+        f"({opts.lang})")
+    if opts.lang == "zh" and coco_groups:
+        warn("Chinese descriptions: the COCO PTB tokenizer does not segment Chinese words, and METEOR uses English "
+             "resources; the numbers follow the official code but compare only with the same protocol")
+
+    scores: dict = {}
+    per_item: dict[str, dict] = {cid: {} for cid in preds}
+    details: dict = {}
+    if coco_groups:
+        corpus, items = CC.caption_scores(preds, refs, coco_groups)
+        scores.update(corpus)
+        for cid, values in items.items():
+            per_item[cid].update(values)
+    entity_items = {}
+    if entity_models is not None:
+        from ..console import Progress
+
+        tagger, encoder, info = entity_models
+        with Progress("EntityScore", len(preds), every=max(1, len(preds) // 10)) as progress:
+            summary, entity_items = F.entity_scores(preds, refs, tagger, encoder, on_item=progress.advance)
+        scores.update(summary)
+        for cid, item in entity_items.items():
+            per_item[cid]["EntityScore"] = item.score
+        details["entity"] = info
+        if summary["EntityScore_skipped"]:
+            warn(f"EntityScore: {summary['EntityScore_skipped']} clip(s) without nouns on one side are left out of "
+                 f"the mean (official behaviour)")
+    if "audio" in groups:
+        reason = F.audioscore_skip_reason(opts.audioscore_model)
+        log(reason)
+        scores["AudioScore"] = None  # reported, not computed
+        details["audioscore"] = {"skipped": reason}
+
+    samples = []
+    for c in clips:
+        sample = {"id": c.id, "target": refs[c.id][0], "response": preds[c.id], "score": per_item[c.id]}
+        if c.id in entity_items:
+            it = entity_items[c.id]
+            sample["entity"] = {"pred_nouns": it.pred_nouns, "ref_nouns": it.ref_nouns, "R": it.recall,
+                                "C": it.comprehensiveness}
+        samples.append(sample)
+    config = {"data": str(Path(opts.data).resolve()), "split": opts.split, "lang": opts.lang,
+              "predictions": str(pred_path.resolve()), "metrics": list(groups),
+              "caption_protocol": "coco-caption (PTB tokenizer, Bleu closest, Meteor 1.5, Rouge-L, CIDEr-D corpus df)"
+              if coco_groups else None}
+    doc = write_results(out_dir, scores, samples, resolved_command(opts, out_dir), model_info, protocol,
+                        benchmark=BENCHMARK, config=config, elapsed_s=time.monotonic() - start, details=details)
+    print_table(BENCHMARK, {k: v for k, v in scores.items() if v is not None and not k.endswith(("_min", "_max"))},
+                f"({opts.split}, {opts.lang})")
+    log(f"wrote {out_dir / 'results.json'} and {out_dir / 'samples.jsonl'}")
+    if opts.as_json:
+        out(doc)
+    return doc
+
+
+def _load_entity_models(opts: FavdOptions):
+    """The noun tagger and the T5 encoder (ModelNotFoundError, exit 4, names the flag)."""
+    from ..devices import resolve_device
+    from ..metrics import favd as F
+
+    tagger = F.load_tagger(opts.tagger)
+    device = str(resolve_device(opts.device))
+    encoder = F.load_t5_encoder(opts.t5_model, device=device)
+    info = {"tagger": opts.tagger, "t5_model": opts.t5_model, "device": device,
+            "official": opts.tagger == "nltk" and opts.t5_model == F.OFFICIAL_T5}
+    if opts.lang == "zh" and (opts.tagger == "nltk" or (opts.tagger.partition(":")[2] or "en_").startswith("en_")):
+        warn("EntityScore of Chinese descriptions with an English tagger finds few nouns: pass a Chinese pipeline "
+             "such as --tagger spacy:zh_core_web_sm (its CTB tag NN is kept; not the paper's protocol)")
+    if not info["official"]:
+        warn(f"EntityScore with {opts.tagger} / {opts.t5_model}: the official code uses NLTK's tagger and "
+             f"{F.OFFICIAL_T5} (see the README for what differs)")
+    return tagger, encoder, info
+
+
+# ----------------------------------------------------------------------------- --model: descriptions first
+def generate_predictions(clips, opts: FavdOptions, out_dir: Path):
+    """Describe every clip with the model; write OUT/predictions.json (COCO result list).
+    Returns (path, model record, protocol)."""
+    import inspect
+    import json
+
+    from ..data.vript import atomic_write_text
+    from ..errors import DataError
+
+    from ..models.describer import describe_clips
+
+    for c in clips:  # every clip's media present before the model loads: no partial output
+        if c.video_path is None:
+            raise DataError(f"no video for clip {c.id} under {Path(opts.data) / 'videos'} (videos/<split>/<id>.mp4)")
+    wanted = {"lang": opts.lang, "device": opts.device, "beams": opts.beams or None}
+    params = inspect.signature(describe_clips).parameters
+    kwargs = {k: v for k, v in wanted.items() if k in params and v is not None}
+    result = describe_clips(opts.model, clips, **kwargs)
+    texts, info = (result if isinstance(result, tuple) else (result, {}))
+    rows = [{"image_id": c.id, "caption": texts[c.id]} for c in clips]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "predictions.json"
+    atomic_write_text(path, json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+    info = dict(info or {})
+    model = {"name": info.pop("name", Path(opts.model.rstrip("/")).name), "source": "model", "path": opts.model,
+             **info.pop("model", {})}
+    protocol = {"frames": info.pop("frames", None), "fps": info.pop("fps", None), "decoder": info.pop("decoder", None),
+                "prompt_hash": info.pop("prompt_hash", None), **info}
+    return path, model, protocol
