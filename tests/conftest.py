@@ -8,9 +8,26 @@
 
 import os
 
+import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(scope="session")
+def readme_run(tmp_path_factory):
+    """The README's blocks, run once per session in a copy of the checkout (see readme_blocks.py)."""
+    import shutil
+
+    from readme_blocks import ReadmeRun, copy_checkout, readme_block_env
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    try:
+        workspace = copy_checkout(tmp_path_factory.mktemp("readme"))
+    except RuntimeError as err:
+        pytest.skip(str(err))
+    return ReadmeRun(workspace, readme_block_env(tmp_path_factory.mktemp("readme-bin")))

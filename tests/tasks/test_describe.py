@@ -86,7 +86,7 @@ def test_describe_plain_and_json(clips, tiny_model, capsys):
 
 def test_describe_clips_maps_ids(clips, tiny_model):
     from vsuite.data.favdbench import FAVDClip
-    from vsuite.tasks.describe import describe_clips
+    from vsuite.models.describer import describe_clips
 
     items = [FAVDClip("abc_0_1000", "abc", 0.0, 1.0, "", clips / "sound.mp4"), ("xyz_0_1000", clips / "sound.mp4")]
     got = describe_clips(str(tiny_model), items, lang="en", device="cpu", beams=1, batch_size=2)

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import DropPath
+
 
 def window_size_for(size: tuple[int, int, int], window, shift):
     """Official get_window_size: a window no larger than the feature, no shift along such an axis."""
@@ -75,19 +77,6 @@ def relative_position_index(window) -> torch.Tensor:
     rel[:, :, 0] *= (2 * wh - 1) * (2 * ww - 1)
     rel[:, :, 1] *= 2 * ww - 1
     return rel.sum(-1)
-
-
-class DropPath(nn.Module):
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class Mlp(nn.Module):

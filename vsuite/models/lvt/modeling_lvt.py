@@ -52,6 +52,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClass
 
 from vsuite_kernels import linear_attn_noncausal
 
+from ..layers import DropPath
 from .configuration_lvt import LvtConfig, spatial_fold_div
 
 # (dy, dx, keep_border) per channel group: out[i, j] = x[i + dy, j + dx]; off-grid -> 0, or x[i, j] if keep.
@@ -107,21 +108,6 @@ def spatial_shift(x: torch.Tensor, height: int, width: int, shift_size: int = 1)
 
 
 # ----------------------------------------------------------------------------- layers
-class DropPath(nn.Module):
-    """Stochastic depth per sample (timm semantics: kept paths are scaled by 1 / keep_prob)."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-
 class LvtPatchEmbed(nn.Module):
     """Overlapping patches: Conv2d(C -> D, kernel, stride, padding) per frame, then LayerNorm (eps 1e-5)."""
 
