@@ -4,7 +4,7 @@
 
 Models (random weights: speed and memory do not depend on them): "tiny" = the avs-tiny-cpu recipe's model
 (32 px), "resnet50" = the full AVS model with a ResNet-50 backbone, 128-channel neck, full VGGish, 224 px.
-Videos: the synthetic AVS scene (two squares, a tone), 224x224, 8 fps, H.264 + AAC, of each length.
+Videos: the synthetic AVS scene (two squares, a tone), 128x128, 8 fps, H.264 + AAC, of each length.
 Each run is one `vsuite segment VIDEO --model M --fps 1` in a fresh process (imports included), timed by
 wall clock, peak memory = that process's max RSS. Frames per second of segmenting proper comes from the
 difference between two lengths, so start-up (imports, model load) cancels out.
@@ -50,7 +50,7 @@ def make_video(path: Path, seconds: int) -> Path:
     from vsuite.data.avs_synthetic import write_synthetic_avs_video
 
     sounding = tuple("red" if (t // 7) % 2 == 0 else "blue" for t in range(seconds))
-    write_synthetic_avs_video(path, sounding=sounding, size=224, fps=8)
+    write_synthetic_avs_video(path, sounding=sounding, size=128, fps=8)
     return path
 
 
