@@ -182,7 +182,9 @@ def test_stream_memory_is_bounded(media_dir):
     whole_long = 400 * size[0] * size[1] * 3  # 98 MB of decoded frames
     grew_short, grew_long = _stream_growth(short), _stream_growth(long)
     assert grew_long < whole_long / 8, f"RSS grew {grew_long} bytes streaming a {whole_long}-byte video"
-    assert grew_long < grew_short + whole_long / 16, (grew_short, grew_long)  # 4x the frames, ~same memory
+    # 4x the frames, ~same memory: holding the 300 extra frames would add ~74 MB; allocator noise on the av floor
+    # (14.1) reached 6.2 MB between the two runs
+    assert grew_long < grew_short + whole_long / 8, (grew_short, grew_long)
     held = _stream_growth(long, accumulate=True)  # the measurement does see frames that are kept
     assert held > whole_long * 0.75, held
 
