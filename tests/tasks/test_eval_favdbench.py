@@ -171,7 +171,7 @@ def test_missing_java_or_t5_fail_before_any_output(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kw, message", [
     (dict(model="m"), "not both"),
-    (dict(predictions=None), "not both"),
+    (dict(predictions=None), "one of them is needed"),
     (dict(metrics="bleu,spice"), "--metrics takes all or a comma list"),
     (dict(split="dev"), "--split must be one of"),
     (dict(lang="fr"), "--lang must be one of"),

@@ -57,8 +57,9 @@ def metric_groups(spec: str) -> tuple[str, ...]:
 def check_options(opts: FavdOptions) -> None:
     """Pure checks of the flag values (UsageError, exit 2), before anything heavy is imported."""
     if (opts.model is None) == (not opts.predictions):
+        which = "not both" if opts.model is not None else "one of them is needed"
         raise UsageError("give --predictions FILE (score existing descriptions) or --model M (generate them), "
-                         "not both")
+                         f"{which}")
     if opts.split not in ("train", "val", "test"):
         raise UsageError(f"--split must be one of train, val, test, got {opts.split!r}")
     if opts.lang not in ("en", "zh"):
