@@ -31,3 +31,13 @@ def readme_run(tmp_path_factory):
     except RuntimeError as err:
         pytest.skip(str(err))
     return ReadmeRun(workspace, readme_block_env(tmp_path_factory.mktemp("readme-bin")))
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tiny models: their ops are too small to share, and on a busy 2-core machine
+    contending threads made them up to ~10x slower (results are the same)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,15 +20,6 @@ from vsuite.recipes import load_recipe
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: the tiny model's ops are too small to share (and the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _stdout(capsys, argv: list[str]) -> str:
     code = cli(argv)
     captured = capsys.readouterr()

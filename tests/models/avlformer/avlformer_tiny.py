@@ -17,17 +17,3 @@ def tiny_config(**overrides):
     from vsuite.models.avlformer import AvlformerConfig
 
     return AvlformerConfig(**{**TINY, **overrides})
-
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and leave the other core to the rest of the machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

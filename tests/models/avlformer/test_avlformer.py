@@ -9,11 +9,13 @@ import random
 import pytest
 import torch
 
-from avlformer_tiny import one_thread, tiny_config  # noqa: F401  (one_thread: autouse)
+from avlformer_tiny import tiny_config
 from vsuite.models.avlformer import AvlformerConfig, AvlformerForDescription
 from vsuite.models.avlformer import masks as M
 from vsuite.models.avlformer.passt import LogMel, kaldi_mel_banks, patchout_indices
 from vsuite.models.avlformer.video_swin import relative_position_index, shift_mask, window_partition, window_reverse
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 def _model(**overrides):

@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avlformer_tiny import one_thread, tiny_config  # noqa: F401  (one_thread: autouse)
+from avlformer_tiny import tiny_config
 from vsuite.errors import DataError
 from vsuite.models.avlformer import AvlformerForDescription
 from vsuite.models.avlformer import official
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 def _pair():

@@ -1,6 +1,5 @@
 """Tiny AVS configs and inputs shared by the tests in this folder (64x64 frames, 5 per clip)."""
 
-import pytest
 import torch
 
 from vsuite.models.avs import AVSConfig
@@ -25,12 +24,3 @@ def tiny_batch(b=2, t=5, size=64, seed=0):
     masks[..., size // 4: size // 2, size // 8: size // 2] = 1.0  # a rectangle per frame
     masks[-1, :, :, 0:8, :] = 1.0  # the last clip differs
     return pixels, log_mel, masks
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny convolutions run ~10x slower when threads contend on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

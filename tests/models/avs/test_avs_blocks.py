@@ -6,11 +6,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from avs_tiny import one_thread  # noqa: F401  (autouse)
 
 from vsuite.models.avs.decoder import SimpleDecoder, upsample_nearest2
 from vsuite.models.avs.fusion import AVCorr, TPAVIModule, motion_scores, pair_indices, visual_corr_attention
 from vsuite.models.avs.vggish import VGGish
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 def naive_motion(feature, num_frames, weight, bias):

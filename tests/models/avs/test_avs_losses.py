@@ -5,9 +5,10 @@ import math
 
 import pytest
 import torch
-from avs_tiny import one_thread  # noqa: F401  (autouse)
 
 from vsuite.models.avs.losses import avm_loss, boundary_weight, latent_loss, structure_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 def naive_weight(mask2d):

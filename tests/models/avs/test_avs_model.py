@@ -3,9 +3,11 @@ the projection's mask source per setting, and a few optimizer steps that lower t
 
 import pytest
 import torch
-from avs_tiny import one_thread, tiny_batch, tiny_config  # noqa: F401  (one_thread: autouse)
+from avs_tiny import tiny_batch, tiny_config
 
 from vsuite.models.avs import AVSConfig, AVSModel
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 @pytest.mark.parametrize("backbone", ["pvt_v2_b5", "resnet50"])

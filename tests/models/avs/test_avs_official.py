@@ -5,7 +5,7 @@ consumed, none missing), torchvggish's published key layout, and the backbone lo
 import pytest
 import torch
 import torch.nn.functional as F
-from avs_tiny import TINY_RESNET, one_thread, tiny_batch, tiny_config  # noqa: F401  (one_thread: autouse)
+from avs_tiny import TINY_RESNET, tiny_batch, tiny_config
 
 from vsuite.errors import DataError
 from vsuite.models.avs import AVSModel, VGGish, convert_vggish_state_dict, load_official_avs_checkpoint
@@ -15,6 +15,8 @@ from vsuite.models.avs.official import (
     convert_torchvision_resnet_state_dict,
     load_vggish_weights,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- official layouts, built here
