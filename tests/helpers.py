@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -59,3 +60,19 @@ def check_samples_file(path, n: int) -> list[dict]:
     for s in samples:
         assert {"id", "target", "response", "score"} <= set(s)
     return samples
+
+
+# ----------------------------------------------------------------------------- tiny models saved as folders
+def save_tiny_segmenter(folder: Path, seed: int = 0) -> Path:
+    """A random tiny AVSModel (ResNet layout, 64 px) saved as a Hugging Face folder, for command tests."""
+    import torch
+
+    from vsuite.models.avs import AVSConfig, AVSModel
+
+    torch.manual_seed(seed)
+    config = AVSConfig(backbone="resnet50", backbone_config=dict(embedding_size=8, hidden_sizes=[8, 8, 8, 8],
+                                                                 depths=[1, 1, 1, 1]),
+                       neck_channels=8, audio_dim=8, vggish_channels=(2, 2, 2, 2, 2, 2), vggish_hidden_size=8,
+                       image_size=64)
+    AVSModel(config).save_pretrained(folder)
+    return folder

@@ -123,14 +123,9 @@ def test_default_batch_is_the_official_one_and_results_follow_the_schema(tmp_pat
 
 
 def test_the_command_runs_a_real_model(tmp_path, data):
-    from vsuite.models.avs import AVSConfig, AVSModel
+    from helpers import save_tiny_segmenter
 
-    torch.manual_seed(0)
-    config = AVSConfig(backbone="resnet50", backbone_config=dict(embedding_size=8, hidden_sizes=[8, 8, 8, 8],
-                                                                 depths=[1, 1, 1, 1]),
-                       neck_channels=8, audio_dim=8, vggish_channels=(2, 2, 2, 2, 2, 2), vggish_hidden_size=8,
-                       image_size=64)
-    AVSModel(config).save_pretrained(tmp_path / "model")
+    save_tiny_segmenter(tmp_path / "model")
     res = run_vsuite("eval", "avsbench", "--split", "s4", "--model", str(tmp_path / "model"), "--data", str(data),
                      "--limit", "3", "--json", "--out", str(tmp_path / "out"))
     assert res.code == 0, res.stderr

@@ -266,14 +266,9 @@ def test_bad_flags_are_usage_errors(tmp_path, media, args, words):
 
 def test_the_command_with_a_real_model(tmp_path, media):
     """`vsuite segment` end to end with a (random) tiny AVSModel folder: every output, the frame count, the audio."""
-    from vsuite.models.avs import AVSConfig, AVSModel
+    from helpers import save_tiny_segmenter
 
-    torch.manual_seed(0)
-    config = AVSConfig(backbone="resnet50", backbone_config=dict(embedding_size=8, hidden_sizes=[8, 8, 8, 8],
-                                                                 depths=[1, 1, 1, 1]),
-                       neck_channels=8, audio_dim=8, vggish_channels=(2, 2, 2, 2, 2, 2), vggish_hidden_size=8,
-                       image_size=64)
-    AVSModel(config).save_pretrained(tmp_path / "model")
+    save_tiny_segmenter(tmp_path / "model")
     res = run_vsuite("segment", str(media["beep"]), "--model", str(tmp_path / "model"), "--json", "--fps", "all",
                      "--batch-size", "2", "--out", str(tmp_path / "out"))
     assert res.code == 0, res.stderr
