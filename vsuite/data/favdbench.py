@@ -171,15 +171,20 @@ def _add(out: dict[str, list[str]], cid: str, texts: list[str]) -> None:
     out.setdefault(cid, []).extend(texts)
 
 
+def _read_text(path: Path, what: str) -> str:
+    """The file's text (UTF-8, a BOM dropped); a missing or undecodable file is a one-line DataError."""
+    if not path.is_file():
+        raise DataError(f"no {what} file {path}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+
+
 def read_annotations(path: str | Path) -> dict[str, list[str]]:
     """An annotation file in any of the shapes of the module doc -> {clip id: [description, ...]}."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no annotation file {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+    text = _read_text(path, "annotation")
     out: dict[str, list[str]] = {}
     if path.suffix.lower() == ".tsv":
         for line_no, line in enumerate(text.splitlines(), start=1):
@@ -358,12 +363,7 @@ def read_predictions(path: str | Path) -> dict[str, str]:
     """A predictions file: JSON ({id: caption} or a COCO list) or JSON lines ({"image_id"|"id", "caption"} per
     line) -> {clip id: caption}. Problems are one-line DataErrors naming the file and the item or line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no predictions file {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason})") from None
+    text = _read_text(path, "predictions")
     if path.suffix.lower() == ".jsonl":
         rows = []
         for line_no, line in enumerate(text.splitlines(), start=1):
