@@ -314,7 +314,7 @@ def run(recipe, *, resume: str = "auto"):
     from ..models.vlm import VideoLM, save_vlm
     from ..train import distributed as D
     from ..data import data_roots
-    from ..train import fit, seed_everything
+    from ..train import fit, parameter_summary, seed_everything
     from ..train.config import run_folder
 
     train, data, mcfg = recipe.train, recipe.data, recipe.model
@@ -337,10 +337,8 @@ def run(recipe, *, resume: str = "auto"):
         module = wrap_model(vlm.model, mcfg)
         batches = CaptionBatches(samples, vlm, data, train.seed, env.rank, env.world_size)
         if env.is_main:
-            trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-            total = sum(p.numel() for p in module.parameters())
-            log(f"model {vlm.family} from {mcfg.init}: {trainable / 1e6:.3f}M of {total / 1e6:.2f}M parameters "
-                f"trained ({'LoRA' if mcfg.lora else 'full'}) | {len(samples)} samples from {len(files)} video(s) "
+            log(f"model {vlm.family} from {mcfg.init}: {parameter_summary(module)} "
+                f"({'LoRA' if mcfg.lora else 'full'}) | {len(samples)} samples from {len(files)} video(s) "
                 f"| run folder {out_dir}")
         result = fit(train, module, batches, recipe, out_dir=out_dir, resume=resume, env=env,
                      save_extra=lambda folder: _describe_checkpoint(folder, mcfg))

@@ -213,7 +213,7 @@ def run(recipe, *, resume: str = "auto"):
     """Train as the recipe says; writes OUT/model and returns the trainer's TrainResult."""
     from ..data.favdbench import load_favdbench
     from ..train import distributed as D
-    from ..train import fit
+    from ..train import fit, parameter_summary
     from ..train.config import run_folder
 
     train, data, mcfg = recipe.train, recipe.data, recipe.model
@@ -230,9 +230,7 @@ def run(recipe, *, resume: str = "auto"):
                                   official_lm_targets=mcfg.official_lm_targets)
         if env.is_main:
             c = model.config
-            params = sum(p.numel() for p in model.parameters())
-            trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            log(f"model AVLFormer: {params / 1e6:.2f}M parameters ({trained / 1e6:.2f}M trained), vocab "
+            log(f"model AVLFormer: {parameter_summary(model)}, vocab "
                 f"{c.vocab_size}, {c.num_video_tokens} video + {c.num_audio_tokens} audio tokens | "
                 f"{len(clips)} {data.lang} training clips, "
                 f"{batches.batches_per_epoch} batches of {data.batch_size} per epoch per rank | "

@@ -213,7 +213,7 @@ def run(recipe, *, resume: str = "auto"):
     """Train as the recipe says; returns the trainer's TrainResult."""
     from ..data.avsbench import AVSBenchDataset
     from ..train import distributed as D
-    from ..train import fit
+    from ..train import fit, parameter_summary
     from ..train.config import run_folder
 
     train, data = recipe.train, recipe.data
@@ -232,10 +232,8 @@ def run(recipe, *, resume: str = "auto"):
         eval_fn = make_eval_fn(recipe, val_set, keeper, env)
         if env.is_main:
             mc = model.config
-            params = sum(p.numel() for p in model.parameters())
-            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            log(f"model AVSModel ({mc.backbone}, {mc.fusion}, setting {mc.setting}): {params / 1e6:.2f}M parameters "
-                f"({trainable / 1e6:.2f}M trained) | AVSBench {data.split}: {len(train_set)} train clips, "
+            log(f"model AVSModel ({mc.backbone}, {mc.fusion}, setting {mc.setting}): {parameter_summary(model)} "
+                f"| AVSBench {data.split}: {len(train_set)} train clips, "
                 f"{batches.batches_per_epoch} batches of {data.batch_size} per epoch per rank, {len(val_set)} "
                 f"{data.val_subset} clips for selection | {env.world_size} process(es) on {env.device.type} | "
                 f"run folder {out_dir}")

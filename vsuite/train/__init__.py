@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from .config import TrainConfig
 
-__all__ = ["TrainConfig", "TrainResult", "fit", "seed_everything"]
+__all__ = ["TrainConfig", "TrainResult", "fit", "parameter_summary", "seed_everything"]
 
 
 def __getattr__(name: str):
-    if name in ("TrainResult", "fit", "seed_everything"):
+    if name in ("TrainResult", "fit", "parameter_summary", "seed_everything"):
         from . import loop
 
         return getattr(loop, name)

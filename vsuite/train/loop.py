@@ -52,6 +52,13 @@ class TrainResult:
     rank_checksums: list[float] = field(default_factory=list)
 
 
+def parameter_summary(model) -> str:
+    """"12.34M parameters (5.67M trained)": the size line every finetune logs before it starts."""
+    total = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{total / 1e6:.2f}M parameters ({trained / 1e6:.2f}M trained)"
+
+
 def seed_everything(seed: int) -> None:
     import random
 
