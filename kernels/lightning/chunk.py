@@ -93,11 +93,16 @@ def _entering_states(kv, state, s, C, last, out=None):
 
     kv [G, Dk, Dv] holds each chunk's own contribution, state [Dk, Dv] enters the block:
         entering_g = lam^{C g} state + sum_{g' < g} lam^{C (g-1-g')} kv_{g'}
-    Two levels: inside groups of SCAN chunks this is one [SCAN, SCAN] x [SCAN, Dk*Dv] matmul
-    plus a rank-1 update; a short loop carries the state from group to group. (One [G, G]
-    matmul would add G/C of the op's FLOPs; a loop over every chunk, per-op overhead.)
-    Only the block's last chunk may be short (`last` tokens). `out` [G, Dk, Dv]: no autograd.
+    With `out` [G, Dk, Dv] (no autograd): the recurrence entering_{g+1} = lam^C entering_g + kv_g,
+    one fused in-place axpy per chunk on L2-resident [Dk, Dv] slices. Measured on the 2-core CPU
+    at G = 128, D = 128: 3 ms per block against ~50 ms for the grouped matmul form below, whose
+    [SCAN, SCAN] x [SCAN, Dk*Dv] product is a skinny, memory-bound GEMM.
+    With autograd: two levels, so the graph stays short: inside groups of SCAN chunks one
+    [SCAN, SCAN] x [SCAN, Dk*Dv] matmul plus a rank-1 update, a short loop from group to group.
+    Only the block's last chunk may be short (`last` tokens).
     """
+    if out is not None:
+        return _entering_states_inplace(kv, state, s, C, last, out)
     G = kv.shape[0]
     carry, start = _scan_tables(s, C, min(G, SCAN), kv.dtype, kv.device)
     lam_c, lam_last = torch.exp(-s.to(kv.dtype) * C), torch.exp(-s.to(kv.dtype) * last)
@@ -105,18 +110,22 @@ def _entering_states(kv, state, s, C, last, out=None):
     for a in range(0, G, SCAN):
         part = kv[a:a + SCAN]  # [n, Dk, Dv]
         n = part.shape[0]
-        flat = part.reshape(n, -1)
-        if out is not None:
-            entering = torch.mm(carry[:n, :n], flat, out=out[a:a + n].view(n, -1))
-            entering.addr_(start[:n], state.reshape(-1))
-        else:
-            entering = torch.addr(carry[:n, :n] @ flat, start[:n], state.reshape(-1))
-        entering = entering.view_as(part)
+        entering = torch.addr(carry[:n, :n] @ part.reshape(n, -1), start[:n], state.reshape(-1)).view_as(part)
         state = (lam_last if a + n == G else lam_c) * entering[-1] + part[-1]
         groups.append(entering)
-    if out is not None:
-        return out, state
     return (groups[0] if len(groups) == 1 else torch.cat(groups)), state
+
+
+def _entering_states_inplace(kv, state, s, C, last, out):
+    """`_entering_states` into `out` [G, Dk, Dv], one axpy per chunk (no autograd)."""
+    G = kv.shape[0]
+    # Python floats: exp(-s C) in the compute dtype, so the factor is the one the graph path uses.
+    lam_c = float(torch.exp(-s.to(kv.dtype) * C))
+    lam_last = float(torch.exp(-s.to(kv.dtype) * last))
+    out[0].copy_(state)
+    for g in range(1, G):
+        torch.add(kv[g - 1], out[g - 1], alpha=lam_c, out=out[g])  # kv_{g-1} + lam^C entering_{g-1}
+    return out, torch.add(kv[G - 1], out[G - 1], alpha=lam_last)
 
 
 def _block(q, k, v, s, state, tables, C, out, ws):

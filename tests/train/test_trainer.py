@@ -56,6 +56,13 @@ def test_schedule_warmup_cosine_floor():
     assert lr_at(9, **kw, schedule="constant") == 1.0
 
 
+def test_linear_schedule_falls_straight_to_the_floor():
+    kw = dict(lr=1.0, warmup_steps=2, total_steps=10, schedule="linear")
+    got = [lr_at(s, **kw, min_lr_ratio=0.0) for s in range(11)]
+    assert got == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0])
+    assert lr_at(6, **kw, min_lr_ratio=0.2) == pytest.approx(0.2 + 0.8 * 0.5)
+
+
 def test_config_errors():
     assert TrainConfig(steps=5, warmup_steps=10).warmup_steps == 5  # clamped with a warning (tests/test_recipes.py)
     with pytest.raises(ValueError, match="betas"):
@@ -164,6 +171,34 @@ def test_warmup_start_and_sgd_option():
     assert [g["weight_decay"] for g in opt.param_groups] == [1e-5, 0.0]  # 1-D params (bias, norm) undecayed
     assert opt.param_groups[0]["momentum"] == 0.9
     assert isinstance(_optimizer(model, TrainConfig(warmup_steps=0)), torch.optim.AdamW)
+
+
+def test_lr_scale_trains_a_part_at_a_fraction_of_the_lr(tmp_path):
+    """`lr_scale` {"embed_tokens": 0}: the embedding never moves (AdamW's decoupled decay is lr-scaled too),
+    a part at 0.5 gets half the schedule's lr, every other parameter trains at the full lr."""
+    from vsuite.train.loop import _optimizer
+
+    model = tiny_llama()
+    opt = _optimizer(model, config(lr_scale={"embed_tokens": 0.0, "mlp.": 0.5}))
+    scales = sorted({g["lr_scale"] for g in opt.param_groups})
+    assert scales == [0.0, 0.5, 1.0]
+    assert [g["weight_decay"] > 0 for g in opt.param_groups] == sorted((g["weight_decay"] > 0 for g in opt.param_groups),
+                                                                          reverse=True)  # decayed groups first
+    before = {n: p.detach().clone() for n, p in tiny_llama().named_parameters()}
+    trained = tiny_llama()
+    fit(config(lr_scale={"embed_tokens": 0.0}), trained, tiny_data(), out_dir=tmp_path, resume="none",
+        loss_fn=shifted_causal_lm_loss)
+    after = dict(trained.named_parameters())
+    assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
+    assert not torch.equal(after["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
+
+
+def test_lr_scale_key_matching_nothing_is_a_recipe_error():
+    from vsuite.errors import RecipeError
+    from vsuite.train.loop import _optimizer
+
+    with pytest.raises(RecipeError, match="no trainable parameter name contains 'swin.'"):
+        _optimizer(tiny_llama(), config(lr_scale={"swin.": 0.05}))
 
 
 def test_stop_file_saves_writes_the_marker_and_exits_75_or_0_under_torchrun(tmp_path, monkeypatch):

@@ -18,9 +18,10 @@ Checkpoints (OUT/checkpoints/step-N) and the final OUT/model are Hugging Face fo
 goes to stdout.
 
 Audio augmentation as the official training: +-7 dB gain and a roll of up to 50 samples (the official also
-applies the random gain at inference; vsuite does not). Differences from the official training: one learning
-rate for every part (the official multiplies Swin's by 0.05), AdamW + the shared schedule instead of
-warmup_linear, and a centre crop of the short-side-resized frames (the official crops at random in training).
+applies the random gain at inference; vsuite does not). The official Swin learning-rate factor (0.05) and
+warmup_linear schedule are recipe settings of the shared trainer (`lr_scale`, `schedule = "linear"`).
+Differences from the official training: weight decay by dimension rather than by name, and a centre crop
+of the short-side-resized frames (the official crops at random in training).
 """
 
 from __future__ import annotations

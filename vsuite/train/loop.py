@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..console import Progress, log, warn
-from ..errors import DivergedError, InterruptedRunError, PreemptedError, UsageError, VsuiteError
+from ..errors import DivergedError, InterruptedRunError, PreemptedError, RecipeError, UsageError, VsuiteError
 from . import checkpoint as C
 from . import distributed as D
 from .config import TrainConfig
@@ -85,13 +85,31 @@ def _autocast(config: TrainConfig, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for p in model.parameters():
+def _lr_scale(name: str, table: dict[str, float]) -> float:
+    """The multiplier of the first key of `table` that `name` contains (1.0 if none)."""
+    return next((m for part, m in table.items() if part in name), 1.0)
+
+
+def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Trainable parameters grouped by (weight decay: >= 2 dims, lr multiplier), in first-seen order so
+    a resumed run rebuilds the same groups. Each group carries its `lr_scale` for the schedule."""
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
+            groups.setdefault((p.ndim >= 2, _lr_scale(name, config.lr_scale)), []).append(p)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    unused = [part for part in config.lr_scale if not any(part in n for n in names)]
+    if unused:
+        raise RecipeError(f"train.lr_scale: no trainable parameter name contains {unused[0]!r} "
+                         f"(names look like {names[0] if names else 'none'!r}); fix the key or remove it")
+    # Decayed groups first (the order before lr_scale existed, so older checkpoints resume), stable otherwise.
+    ordered = sorted(groups.items(), key=lambda item: not item[0][0])
+    return [{"params": ps, "weight_decay": config.weight_decay if decays else 0.0, "lr_scale": scale}
+            for (decays, scale), ps in ordered]
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
@@ -196,7 +214,7 @@ class _Run:
         lr = lr_at(self.step, lr=config.lr, warmup_steps=config.warmup_steps, total_steps=config.steps,
                    min_lr_ratio=config.min_lr_ratio, schedule=config.schedule, warmup_start=config.warmup_start_lr)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         loss_sum = torch.zeros((), device=env.device)
         count = 0
         for micro in range(config.grad_accum):

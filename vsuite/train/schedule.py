@@ -4,6 +4,8 @@
                 lr/W, 2lr/W, ..., lr), then a cosine from lr down to lr * min_lr_ratio at total_steps
   inverse_sqrt  the same warmup, then lr * sqrt(W / step) (fairseq's inverse_sqrt, used by the TNN paper)
   constant      the same warmup, then lr
+  linear        the same warmup, then a straight line from lr down to lr * min_lr_ratio at total_steps
+                (the official AVLFormer / SwinBERT `warmup_linear`, which ends at 0)
 
 `lr_at(s)` is the rate used for update s+1 (s = updates already done).
 """
@@ -26,4 +28,6 @@ def lr_at(step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_r
     decay_steps = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / decay_steps)
     floor = lr * min_lr_ratio
+    if schedule == "linear":
+        return floor + (lr - floor) * (1.0 - progress)
     return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
