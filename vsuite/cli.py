@@ -551,8 +551,8 @@ def eval_favdbench(
     metrics: Annotated[str, typer.Option(help="all, or a comma list of bleu,meteor,rouge,cider,entity,audio (bleu..cider need Java).")] = "all",
     t5_model: Annotated[str, typer.Option("--t5-model", help="EntityScore's T5 encoder (Hub id or folder); the official one is t5-base.")] = "t5-base",
     tagger: Annotated[str, typer.Option(help="EntityScore's noun tagger: spacy[:NAME_OR_FOLDER] | nltk (the official; needs NLTK data).")] = "spacy:en_core_web_sm",
-    audioscore_model: Annotated[Optional[str], typer.Option("--audioscore-model", help="TriLip.bin for AudioScore (not ported yet: AudioScore is reported as skipped).")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (the T5 encoder; the describer with --model).")] = "auto",
+    audioscore_model: Annotated[Optional[str], typer.Option("--audioscore-model", help="TriLip.bin (or a folder holding it, with CLIP's vocab.json + merges.txt) for AudioScore; without it AudioScore is reported as skipped.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (the T5 encoder and TriLip; the describer with --model).")] = "auto",
     beams: Annotated[int, typer.Option(help="With --model: beam size (0 = the describer's default).")] = 0,
     limit: Annotated[int, typer.Option(help="With --model: only the first N clips (0 = all).")] = 0,
 ) -> None:

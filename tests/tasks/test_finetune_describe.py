@@ -35,6 +35,13 @@ def test_tiny_avlformer_describes_colour_direction_and_sound(readme_run, capsys)
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
               if '"loss"' in line]
     assert losses[-1] < 0.3 * losses[0]
+    # validation at the end: the val clips described and scored (CIDEr-D x 10 as coco-caption reports it;
+    # a memorised set scores near the maximum), the best kept as OUT/best, a loadable describer
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"eval_cider"' in line]
+    assert evals and evals[-1]["step"] == 400 and evals[-1]["eval_cider"] > 5.0 and evals[-1]["eval_bleu_4"] > 0.5
+    best = json.loads((out / "best" / "best.json").read_text())
+    assert best["metric"] == "cider" and best["subset"] == "val" and best["scores"]["cider"] == evals[-1]["eval_cider"]
+    assert (out / "best" / "tokenizer_config.json").is_file() and (out / "best" / "vsuite_describe.json").is_file()
 
     from vsuite.models.describer import describe_clips
 

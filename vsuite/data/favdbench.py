@@ -59,7 +59,9 @@ class FAVDBenchConfig(BaseModel):
     audio_dir: str = Field("audio_mp3", description="raw audio, relative to root: <dir>/<split>/<id>.mp3 "
                                                     "(.wav/.flac too) or <dir>/<id>.mp3")
     train_split: Literal["train", "val", "test"] = "train"
-    val_split: Literal["train", "val", "test", ""] = Field("val", description="scored during training; empty: none")
+    val_split: Literal["train", "val", "test", ""] = Field("val", description="described and scored (BLEU, CIDEr) "
+                                                                             "at each eval; empty: none")
+    val_clips: int = Field(0, ge=0, description="score only the first N clips of val_split; 0: all")
     batch_size: int = Field(2, ge=1, description="clips per micro-batch on each rank (the official: 2 per GPU)")
     shuffle: bool = True
 

@@ -3,7 +3,8 @@
 One floor below the tasks, because two task modules need the same model loading and clip pipeline:
   - `load_describer(model, device)`: the AVLFormer folder (or Hub id) in eval mode + its tokenizer;
   - `model_lang` / `check_lang`: the language a finetuned model was trained on (RECORD_FILE);
-  - `describe_clips(model, clips, ...)`: {clip id: description} over FAVDClip objects or (id, video, audio) tuples.
+  - `describe_clips(model, clips, ...)`: {clip id: description} over FAVDClip objects or (id, video, audio) tuples;
+    `describe_with(net, tokenizer, clips, ...)` the same with a model in memory (validation during training).
 Frames and audio come from vsuite.data.favd_clips with the model's protocol (frame count, size, audio length).
 Importing this module is light: torch and transformers load inside the functions.
 """
@@ -11,6 +12,7 @@ Importing this module is light: torch and transformers load inside the functions
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UsageError
@@ -78,20 +80,28 @@ def _clip_fields(clip) -> tuple[str, str, str | None]:
 def describe_clips(model: str, clips, *, lang: str = "en", device: str = "auto", beams: int | None = None,
                    batch_size: int = 4, max_length: int | None = None) -> dict[str, str]:
     """{clip id: description} for FAVDClip objects (or (id, video, audio) tuples), `beams` wide (default 1,
-    the official inference default)."""
+    the official inference default), by the AVLFormer folder or Hub id `model`."""
+    net, tokenizer, folder = load_describer(model, device)
+    check_lang(folder, lang)
+    return describe_with(net, tokenizer, clips, lang=lang, beams=beams, batch_size=batch_size, max_length=max_length)
+
+
+def describe_with(net, tokenizer, clips, *, lang: str = "en", beams: int | None = None, batch_size: int = 4,
+                  max_length: int | None = None, load_media: Callable | None = None) -> dict[str, str]:
+    """`describe_clips` with a model already in memory (eval mode, no grad: the caller's). `load_media(id, video,
+    audio)` -> (pixels [T, 3, S, S], wave [samples]) replaces decoding (e.g. a cache kept across evaluations)."""
     import torch
 
     from ..data.favd_clips import load_clip
     from .avlformer.describe_config import decode_caption
 
     items = [_clip_fields(c) for c in clips]
-    net, tokenizer, folder = load_describer(model, device)
-    check_lang(folder, lang)
     protocol, dev = clip_protocol(net.config), next(net.parameters()).device
+    load = load_media or (lambda _cid, video, audio: load_clip(video, audio, protocol))
     out: dict[str, str] = {}
     for start in range(0, len(items), max(1, batch_size)):
         chunk = items[start:start + batch_size]
-        media = [load_clip(video, audio, protocol) for _, video, audio in chunk]
+        media = [load(*item) for item in chunk]
         pixels = torch.stack([m[0] for m in media]).to(dev)
         waves = torch.stack([m[1] for m in media]).to(dev)
         ids = net.generate_ids(pixels, waves, num_beams=beams or 1, max_length=max_length)
@@ -100,4 +110,5 @@ def describe_clips(model: str, clips, *, lang: str = "en", device: str = "auto",
     return out
 
 
-__all__ = ["LANGS", "RECORD_FILE", "check_lang", "clip_protocol", "describe_clips", "load_describer", "model_lang"]
+__all__ = ["LANGS", "RECORD_FILE", "check_lang", "clip_protocol", "describe_clips", "describe_with", "load_describer",
+           "model_lang"]

@@ -3,8 +3,9 @@
 Reads one FAVDBench split (vsuite.data.favdbench: meta/<split>.csv + annotations_<lang>.json), matches the
 predictions to it (every clip of the split exactly once), and scores them as the official evaluation does:
 BLEU-1..4, METEOR, ROUGE-L, CIDEr(-D) with the COCO caption protocol (vsuite.metrics.caption_coco, Java) and
-EntityScore (vsuite.metrics.favd: noun tagger + T5 encoder). AudioScore needs the TriLip model, which vsuite does
-not ship: one line says it was skipped and why. Writes OUT/results.json + OUT/samples.jsonl
+EntityScore (vsuite.metrics.favd: noun tagger + T5 encoder) and AudioScore (the authors' TriLip model,
+vsuite.models.trilip, from --audioscore-model TriLip.bin; without it one line says it was skipped and why).
+Writes OUT/results.json + OUT/samples.jsonl
 (vsuite.metrics.results), prints the table on stderr and, with --json, results.json on stdout.
 
 With `--model M` instead of `--predictions`, the describer (vsuite.models.describer.describe_clips) first writes a
@@ -37,8 +38,8 @@ class FavdOptions:
     metrics: str = "all"  # comma list of METRIC_GROUPS, or "all"
     t5_model: str = "t5-base"  # EntityScore's encoder (the official one)
     tagger: str = "spacy:en_core_web_sm"  # EntityScore's noun tagger (the official one is nltk)
-    audioscore_model: str | None = None  # TriLip.bin (not used in this version: see metrics.favd)
-    device: str = "auto"  # the T5 encoder; with --model also the describer
+    audioscore_model: str | None = None  # TriLip.bin (or a folder holding it); None: AudioScore skipped
+    device: str = "auto"  # the T5 encoder and TriLip; with --model also the describer
     beams: int = 0  # with --model: 0 = the describer's default
     limit: int = 0  # with --model: only the first N clips of the split
 
@@ -104,7 +105,7 @@ def resolved_command(opts: FavdOptions, out_dir: Path) -> str:
         args += ["--t5-model", opts.t5_model, "--tagger", opts.tagger]
     if "audio" in groups and opts.audioscore_model:
         args += ["--audioscore-model", opts.audioscore_model]
-    if "entity" in groups or opts.model is not None:
+    if "entity" in groups or opts.model is not None or ("audio" in groups and opts.audioscore_model):
         args += ["--device", opts.device]
     return shlex.join(args)
 
@@ -140,6 +141,11 @@ def run(opts: FavdOptions) -> dict:
     if coco_groups:
         CC.check_available(coco_groups)  # fail before any generation
     entity_models = _load_entity_models(opts) if "entity" in groups else None
+    audio_reason = F.audioscore_skip_reason(opts.audioscore_model) if "audio" in groups else None
+    trilip = None
+    if "audio" in groups and audio_reason is None:
+        _check_audio_media(clips, opts)  # before any model loads or generation: no partial output
+        trilip = _load_trilip(opts)
 
     model_info: dict = {"name": None, "source": "predictions"}
     protocol: dict = {"frames": None, "fps": None, "decoder": None, "prompt_hash": None,
@@ -181,15 +187,22 @@ def run(opts: FavdOptions) -> dict:
         if summary["EntityScore_skipped"]:
             warn(f"EntityScore: {summary['EntityScore_skipped']} clip(s) without nouns on one side are left out of "
                  f"the mean (official behaviour)")
-    if "audio" in groups:
-        reason = F.audioscore_skip_reason(opts.audioscore_model)
-        log(reason)
+    if "audio" in groups and trilip is None:
+        log(audio_reason)
         scores["AudioScore"] = None  # reported, not computed
-        details["audioscore"] = {"skipped": reason}
+        details["audioscore"] = {"skipped": audio_reason}
+    elif trilip is not None:
+        summary, audio_items = _audio_scores(clips, preds, trilip, opts)
+        scores.update(summary)
+        for cid, values in audio_items.items():
+            per_item[cid]["AudioScore"] = values["AudioScore"]
+        details["audioscore"] = trilip[2]
 
     samples = []
     for c in clips:
         sample = {"id": c.id, "target": refs[c.id][0], "response": preds[c.id], "score": per_item[c.id]}
+        if trilip is not None:
+            sample["audioscore_logit"] = audio_items[c.id]["logit"]
         if c.id in entity_items:
             it = entity_items[c.id]
             sample["entity"] = {"pred_nouns": it.pred_nouns, "ref_nouns": it.ref_nouns, "R": it.recall,
@@ -226,6 +239,95 @@ def _load_entity_models(opts: FavdOptions):
         warn(f"EntityScore with {opts.tagger} / {opts.t5_model}: the official code uses NLTK's tagger and "
              f"{F.OFFICIAL_T5} (see the README for what differs)")
     return tagger, encoder, info
+
+
+# ----------------------------------------------------------------------------- AudioScore
+AUDIO_BATCH = 16  # clips decoded and scored at once (score.py uses 128 on a GPU; the diagonal is per clip)
+
+
+def _check_audio_media(clips, opts: FavdOptions) -> None:
+    """Every clip needs its video (the first frame) and some audio (its mp3 or the video's track); the official
+    code reads both for every clip and tolerates neither missing (DataError naming the clip)."""
+    from ..errors import DataError
+    from ..media import probe
+
+    for c in clips:
+        if c.video_path is None:
+            raise DataError(f"AudioScore: no video for clip {c.id} under {Path(opts.data) / 'videos'} "
+                            f"(videos/<split>/<id>.mp4; TriLip reads its first frame)")
+        if c.audio_path is None:  # the sound must then come from the video's own track
+            try:
+                has_audio = probe(c.video_path).has_audio
+            except DataError as err:
+                raise DataError(f"AudioScore: clip {c.id}: {err}") from None
+            if not has_audio:
+                raise DataError(f"AudioScore: clip {c.id} has no audio: no audio_mp3/<split>/{c.id}.mp3 and no "
+                                f"audio track in {c.video_path}")
+
+
+def _load_trilip(opts: FavdOptions):
+    """(model, tokenizer, details record) from --audioscore-model on --device (exit 4 / 5 on a bad file)."""
+    from ..devices import resolve_device
+    from ..metrics import favd as F
+    from ..models.trilip import load_trilip
+
+    device = str(resolve_device(opts.device))
+    model, tokenizer = load_trilip(opts.audioscore_model, device)
+    cfg = model.config
+    info = {"model": str(Path(opts.audioscore_model).resolve()), "official_md5": F.TRILIP_MD5, "device": device,
+            "protocol": {"frame": "first of 32 extracted (ffmpeg fps=32/duration): the frame on screen at "
+                                  "duration/64", "image": f"CLIP resize+centre crop {cfg.image_resolution}",
+                         "audio_sample_rate": cfg.sample_rate, "audio_seconds": cfg.audio_seconds,
+                         "text": "last sentence (split on '. ')", "patchout": cfg.passt_patchout_eval,
+                         "gain": "none (the official applies a random -7..+6 dB gain)", "dtype": "float32"}}
+    log(f"AudioScore: TriLip from {opts.audioscore_model} on {device}")
+    return model, tokenizer, info
+
+
+def first_extracted_frame(path: Path):
+    """The official frames/<id>_frame0001.jpg, decoded straight from the video (no JPEG round trip) ->
+    [H, W, 3] uint8. data_prepro/extract_frames.py runs `ffmpeg -i VIDEO -vf fps=32/duration` (duration from
+    ffprobe; here the video stream's); the fps filter fills output slot 0 with the LAST input frame whose
+    timestamp, in slots of duration/32 rounded to the nearest (halves up), is 0: the last frame before
+    duration/64 (0.156 s of a 10-s clip: frame 3 at 25 fps)."""
+    from ..media import probe, read_frames
+    from ..media import errors as media_errors
+
+    info = probe(path)
+    if info.num_frames < 1:
+        raise media_errors.empty_video(path)
+    t = max(info.duration / 64 - 1e-5, 0.0)  # strictly before duration/64 (read_frames takes ts <= t)
+    return read_frames(path, times=[t]).frames[0]
+
+
+def _audio_scores(clips, preds: dict[str, str], trilip, opts: FavdOptions):
+    from ..console import Progress
+    from ..data.favd_clips import ClipProtocol, load_clip_audio
+    from ..errors import DataError
+    from ..metrics import favd as F
+    from ..models.trilip import CLIP_MEAN, CLIP_STD
+
+    model, tokenizer, info = trilip
+    cfg = model.config
+    audio = ClipProtocol(1, cfg.image_resolution, CLIP_MEAN, CLIP_STD, cfg.sample_rate, cfg.audio_samples)
+    summary, per_clip = {}, {}
+    with Progress("AudioScore", len(clips), every=max(1, len(clips) // 10)) as progress:
+        for start in range(0, len(clips), AUDIO_BATCH):  # decode a batch at a time: memory stays bounded
+            items = []
+            for c in clips[start:start + AUDIO_BATCH]:
+                try:
+                    wave = load_clip_audio(c.audio_path or c.video_path, audio)
+                    frame = first_extracted_frame(c.video_path)
+                except DataError as err:
+                    raise DataError(f"AudioScore: clip {c.id}: {err}") from None
+                items.append(F.AudioItem(c.id, frame, wave, preds[c.id]))
+            _, scored = F.audio_scores(model, tokenizer, items, batch_size=AUDIO_BATCH, device=info["device"])
+            per_clip.update(scored)
+            for _ in items:
+                progress.advance()
+    values = [v["AudioScore"] for v in per_clip.values()]
+    summary["AudioScore"] = sum(values) / len(values) if values else None
+    return summary, per_clip
 
 
 # ----------------------------------------------------------------------------- --model: descriptions first

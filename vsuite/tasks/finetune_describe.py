@@ -17,6 +17,12 @@ Checkpoints (OUT/checkpoints/step-N) and the final OUT/model are Hugging Face fo
 `vsuite describe --model OUT/model` and `vsuite eval favdbench --model OUT/model` load them. OUT/model's path
 goes to stdout.
 
+Validation (the official evaluate_during_training): at every eval (train.eval_every steps and at the end) the
+model describes the clips of data.val_split (greedy; the first data.val_clips of them if set) and they are scored
+with BLEU and CIDEr(-D) as `vsuite eval favdbench` scores them (COCO protocol, Java PTB tokenizer, checked before
+training starts); the eval line goes to metrics.jsonl and the best CIDEr so far is kept as OUT/best (model +
+tokenizer + best.json). data.val_split = "" trains without it.
+
 Audio augmentation as the official training: +-7 dB gain and a roll of up to 50 samples (the official also
 applies the random gain at inference; vsuite does not). The official Swin learning-rate factor (0.05) and
 warmup_linear schedule are recipe settings of the shared trainer (`lr_scale`, `schedule = "linear"`).
@@ -32,17 +38,10 @@ from pathlib import Path
 
 from ..console import log
 from ..errors import DataError, RecipeError
-from ..models.describer import RECORD_FILE
+from ..models.describer import RECORD_FILE, clip_protocol
 
 # Decoded clips are kept in memory when all of them fit in this many bytes (tiny and synthetic data sets).
 CACHE_BYTES = 1 << 30
-
-
-def clip_protocol(config):
-    from ..data.favd_clips import ClipProtocol
-
-    return ClipProtocol(config.num_frames, config.image_size, tuple(config.image_mean), tuple(config.image_std),
-                        config.sample_rate, config.audio_samples)
 
 
 def augment_audio(wave, rng: random.Random):
@@ -197,17 +196,71 @@ def describe_record(lang: str) -> str:
     return json.dumps({"lang": lang}) + "\n"
 
 
-def save_describe_model(model, tokenizer, folder: Path, lang: str) -> Path:
-    """The model + tokenizer (+ vsuite_describe.json) as one Hugging Face folder, written atomically."""
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """{file name: bytes} of the tokenizer's save_pretrained, to write beside a model's weights."""
     import tempfile
-
-    from ..hub import save_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(tmp)
-        extra = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
-    extra[RECORD_FILE] = describe_record(lang)
-    return save_model(model, folder, extra_files=extra)
+        return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+
+def best_files(tokenizer, lang: str, recipe) -> dict:
+    """What OUT/best holds beside the weights, so `vsuite describe --model OUT/best` loads it."""
+    return {**tokenizer_files(tokenizer), RECORD_FILE: describe_record(lang), "recipe.toml": recipe.to_toml()}
+
+
+def save_describe_model(model, tokenizer, folder: Path, lang: str) -> Path:
+    """The model + tokenizer (+ vsuite_describe.json) as one Hugging Face folder, written atomically."""
+    from ..hub import save_model
+
+    return save_model(model, folder, extra_files={**tokenizer_files(tokenizer), RECORD_FILE: describe_record(lang)})
+
+
+def validation_clips(root: Path, data):
+    """The clips of data.val_split scored during training (the first data.val_clips of them; all if 0), or []."""
+    from ..data.favdbench import load_favdbench
+
+    if not data.val_split:
+        return []
+    clips = load_favdbench(root, data.val_split, data.lang, video_dir=data.video_dir, audio_dir=data.audio_dir)
+    clips = clips[: data.val_clips] if data.val_clips else clips
+    missing = [c.id for c in clips if c.video_path is None]
+    if missing:
+        raise DataError(f"{data.val_split} clip {missing[0]} has no video file under {root / data.video_dir}; add "
+                        f"the videos or set data.val_split = \"\" (no validation)")
+    return clips
+
+
+def make_eval_fn(clips, tokenizer, keeper, lang: str, batch_size: int):
+    """Trainer eval_fn: greedy descriptions of the validation clips, scored with BLEU and CIDEr(-D) exactly as
+    `vsuite eval favdbench` (COCO protocol, PTB tokenizer); OUT/best keeps the best CIDEr. Decoded clips are
+    cached across evaluations."""
+    from ..data.favd_clips import load_clip
+    from ..metrics import caption_coco as CC
+    from ..models.describer import describe_with
+
+    refs = {c.id: list(c.references or (c.caption,)) for c in clips}
+    cache: dict[str, tuple] = {}
+
+    def media(net):
+        protocol = clip_protocol(net.config)
+
+        def load(cid: str, video: str, audio: str | None):
+            if cid not in cache:
+                cache[cid] = load_clip(video, audio, protocol)
+            return cache[cid]
+
+        return load
+
+    def evaluate(model, step: int) -> dict:
+        preds = describe_with(model, tokenizer, clips, lang=lang, batch_size=batch_size, load_media=media(model))
+        corpus, _ = CC.caption_scores(preds, refs, ("bleu", "cider"))
+        scores = {"cider": corpus["CIDEr"], "bleu_4": corpus["Bleu_4"]}
+        keeper.offer(model, step, scores)
+        return scores
+
+    return evaluate
 
 
 def run(recipe, *, resume: str = "auto"):
@@ -215,11 +268,17 @@ def run(recipe, *, resume: str = "auto"):
     from ..data.favdbench import load_favdbench
     from ..train import distributed as D
     from ..train import fit, parameter_summary
+    from ..train.best import BestKeeper
     from ..train.config import run_folder
 
     train, data, mcfg = recipe.train, recipe.data, recipe.model
     root = _data_root(data.root)
     clips = load_favdbench(root, data.train_split, data.lang, video_dir=data.video_dir, audio_dir=data.audio_dir)
+    val_clips = validation_clips(root, data)
+    if val_clips:
+        from ..metrics.caption_coco import check_available
+
+        check_available(("cider",))  # Java for the PTB tokenizer: say so before training, not at the first eval
     out_dir = run_folder(train, recipe.source)
     env = D.init(train.device)
     try:
@@ -229,11 +288,15 @@ def run(recipe, *, resume: str = "auto"):
         batches = DescribeBatches(clips, tokenizer, model.config, batch_size=data.batch_size, shuffle=data.shuffle,
                                   seed=train.seed, rank=env.rank, world_size=env.world_size,
                                   official_lm_targets=mcfg.official_lm_targets)
+        keeper = BestKeeper(out_dir, env, metric="cider", subset=data.val_split,
+                            extra_files=lambda: best_files(tokenizer, data.lang, recipe))
+        eval_fn = make_eval_fn(val_clips, tokenizer, keeper, data.lang, data.batch_size) if val_clips else None
         if env.is_main:
             c = model.config
+            val = f"{len(val_clips)} {data.val_split} clips scored at each eval" if val_clips else "no validation"
             log(f"model AVLFormer: {parameter_summary(model)}, vocab "
                 f"{c.vocab_size}, {c.num_video_tokens} video + {c.num_audio_tokens} audio tokens | "
-                f"{len(clips)} {data.lang} training clips, "
+                f"{len(clips)} {data.lang} training clips ({val}), "
                 f"{batches.batches_per_epoch} batches of {data.batch_size} per epoch per rank | "
                 f"{env.world_size} process(es) on {env.device.type} | run folder {out_dir}")
 
@@ -241,7 +304,8 @@ def run(recipe, *, resume: str = "auto"):
             tokenizer.save_pretrained(folder)
             (folder / RECORD_FILE).write_text(describe_record(data.lang))
 
-        result = fit(train, model, batches, recipe, out_dir=out_dir, resume=resume, env=env, save_extra=save_extra)
+        result = fit(train, model, batches, recipe, out_dir=out_dir, resume=resume, env=env, save_extra=save_extra,
+                     eval_fn=eval_fn)
         if env.is_main:
             model.to("cpu")
             folder = save_describe_model(model, tokenizer, out_dir / "model", data.lang)
@@ -249,6 +313,10 @@ def run(recipe, *, resume: str = "auto"):
             if result.losses:
                 log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} in "
                     f"{result.elapsed:.1f}s; model in {folder}")
+            record = keeper.chosen()
+            if record is not None:
+                log(f"best on {record['subset']}: step {record['step']}, CIDEr {record['scores']['cider']:.4f} "
+                    f"({keeper.folder})")
             sys.stdout.write(f"{folder}\n")
             sys.stdout.flush()
         return result

@@ -25,16 +25,11 @@ in each forward anyway).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from pathlib import Path
 
 from ..console import log, warn
 from ..errors import RecipeError
-
-BEST_FILE = "best.json"
-
 
 def build_model(recipe):
     """A float32 AVSModel: from `init`, or new from [model.config] with its pretrained backbone / VGGish."""
@@ -162,42 +157,7 @@ def score(model, dataset, batch_size: int, official_batch_clips: int, device) ->
     return meter.result()
 
 
-class BestKeeper:
-    """Saves the model as OUT/best whenever the validation mIoU beats the best so far (rank 0 writes)."""
-
-    def __init__(self, out_dir: Path, recipe, env):
-        self.folder, self.recipe, self.env = Path(out_dir) / "best", recipe, env
-        self.best, self.warned = -1.0, False
-        record = self.folder / BEST_FILE
-        if record.is_file():  # a resumed run keeps competing with its earlier best
-            try:
-                self.best = float(json.loads(record.read_text())["scores"]["miou"])
-            except (ValueError, KeyError, TypeError):
-                pass
-
-    def offer(self, model, step: int, scores: dict) -> None:
-        from ..hub import save_model
-        from ..train.checkpoint import quiet
-
-        if scores["miou"] <= self.best:
-            return
-        if any(hasattr(p, "full_tensor") for p in model.parameters()):  # FSDP-sharded: no full copy here
-            if not self.warned:
-                warn("train.parallel = fsdp: the best-on-validation copy (OUT/best) is not kept; use the "
-                     "checkpoints and their eval lines in metrics.jsonl")
-                self.warned = True
-            return
-        self.best = scores["miou"]
-        if self.env.is_main:
-            record = {"step": step, "subset": self.recipe.data.val_subset, "scores": scores}
-            with quiet():  # no transformers progress bar in the training log
-                save_model(model, self.folder, extra_files={BEST_FILE: json.dumps(record, indent=2) + "\n",
-                                                            "recipe.toml": self.recipe.to_toml()})
-            log(f"best {self.recipe.data.val_subset} mIoU so far ({scores['miou']:.4f}) at step {step}: "
-                f"saved {self.folder}")
-
-
-def make_eval_fn(recipe, dataset, keeper: BestKeeper, env):
+def make_eval_fn(recipe, dataset, keeper, env):
     data = recipe.data
 
     def evaluate(model, step: int) -> dict:
@@ -214,6 +174,7 @@ def run(recipe, *, resume: str = "auto"):
     from ..data.avsbench import AVSBenchDataset
     from ..train import distributed as D
     from ..train import fit, parameter_summary
+    from ..train.best import BestKeeper
     from ..train.config import run_folder
 
     train, data = recipe.train, recipe.data
@@ -228,7 +189,8 @@ def run(recipe, *, resume: str = "auto"):
         model = build_model(recipe)
         batches = AVSBatches(train_set, data.batch_size, seed=train.seed, rank=env.rank, world_size=env.world_size,
                              num_workers=data.num_workers)
-        keeper = BestKeeper(out_dir, recipe, env)
+        keeper = BestKeeper(out_dir, env, metric="miou", subset=data.val_subset,
+                            extra_files=lambda: {"recipe.toml": recipe.to_toml()})
         eval_fn = make_eval_fn(recipe, val_set, keeper, env)
         if env.is_main:
             mc = model.config
@@ -242,10 +204,10 @@ def run(recipe, *, resume: str = "auto"):
             if result.losses:
                 log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} in "
                     f"{result.elapsed:.1f}s; metrics in {out_dir / 'metrics.jsonl'}")
-            chosen = keeper.folder if (keeper.folder / BEST_FILE).is_file() else result.checkpoint
+            record = keeper.chosen()
+            chosen = keeper.folder if record is not None else result.checkpoint
             if chosen is not None:
-                if chosen == keeper.folder:
-                    record = json.loads((keeper.folder / BEST_FILE).read_text())
+                if record is not None:
                     log(f"selected on {record['subset']}: step {record['step']}, mIoU {record['scores']['miou']:.4f}")
                 sys.stdout.write(f"{chosen}\n")
                 sys.stdout.flush()
