@@ -1,7 +1,8 @@
 """Triton Lightning Attention with autograd: `lightning_attn_triton`.
 
 Forward (triton_fwd.py): per state window, the window's chunk states h_c, then its chunks'
-outputs in parallel. Backward (triton_bwd.py): per window in reverse, recompute h_c from the
+outputs in parallel; or, with fwd_mode="block" (triton_fwd_block.py), one state per block of
+chunks and output programs that carry the state through their block in registers. Backward (triton_bwd.py): per window in reverse, recompute h_c from the
 window's checkpoint, a reverse pass for the state gradients dh_c (seeded with the upstream
 gradient of the final state), then dq, dk, dv in parallel over the window's chunks.
 Gradients flow to q, k, v and initial_state; slopes and cu_seqlens get none.
@@ -16,16 +17,25 @@ import torch
 from .inputs import check_inputs, slopes_or_zeros
 from .triton_bwd import lightning_backward
 from .triton_fwd import CHUNK, ChunkTable, KernelConfig, StateWindows, lightning_forward
+from .triton_fwd_block import block_chunks as pick_block_chunks
+from .triton_fwd_block import block_count, block_supported, lightning_forward_block
+from .triton_fwd_block import fwd_mode as pick_fwd_mode
 
 _SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 
 
 class LightningAttnTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, slopes, initial_state, scale, output_final_state, table, cfg, win):
+    def forward(ctx, q, k, v, slopes, initial_state, scale, output_final_state, table, cfg, win, block):
         # q, k [B,H,T,Dk], v [B,H,T,Dv] contiguous; slopes fp32 [H]; initial_state [S,H,Dk,Dv] or None
+        # block: None (chunk forward) or the chunks per block of the block forward (triton_fwd_block.py);
+        # both return the same o, ht and checkpoints, so the backward is one.
         h0 = initial_state.contiguous() if initial_state is not None else None
-        o, ht, ckpt = lightning_forward(q, k, v, slopes, h0, scale, table, cfg, win, output_final_state)
+        if block is None:
+            o, ht, ckpt = lightning_forward(q, k, v, slopes, h0, scale, table, cfg, win, output_final_state)
+        else:
+            o, ht, ckpt = lightning_forward_block(q, k, v, slopes, h0, scale, table, cfg, win,
+                                                  output_final_state, block)
         # Saved: the inputs and one state per window (ckpt); the per-chunk states are recomputed
         # window by window in the backward, so no O(T * Dk * Dv / C) activation is kept.
         ctx.save_for_backward(q, k, v, slopes, h0, ckpt)
@@ -44,11 +54,12 @@ class LightningAttnTriton(torch.autograd.Function):
                                              ctx.win, want_dh0)
         if dh0 is not None:
             dh0 = dh0.to(ctx.h0_dtype)
-        return dq, dk, dv, None, dh0, None, None, None, None, None
+        return dq, dk, dv, None, dh0, None, None, None, None, None, None
 
 
 def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None,
-                          output_final_state=False, cu_seqlens=None, chunk_size=CHUNK, state_window=None):
+                          output_final_state=False, cu_seqlens=None, chunk_size=CHUNK, state_window=None,
+                          fwd_mode=None, block_chunks=None):
     """Causal Lightning Attention on Triton; same contract as `lightning_attn` (see naive.py).
 
     q, k [B,H,N,Dk], v [B,H,N,Dv] (fp32/fp16/bf16, Dk, Dv in 1..256); slopes [H] or None;
@@ -56,8 +67,14 @@ def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None
     Returns (o [B,H,N,Dv] in q's dtype, fp32 final state [B or S,H,Dk,Dv] or None).
     chunk_size must be a power of two >= 16 (64 is the tuned default). state_window: chunks
     per state window (None: from the memory budget, see `lightning_workspace_bytes`).
+    fwd_mode: "chunk" (per-chunk states through memory, the default) or "block" (states carried
+    in registers across blocks of chunks, triton_fwd_block.py; Dk > 128 runs "chunk"); None reads
+    $VSUITE_LIGHTNING_FWD. block_chunks: chunks per block (None: chosen from the shape).
     """
     shape = check_inputs(q, k, v, slopes, initial_state, cu_seqlens)
+    mode = pick_fwd_mode(fwd_mode)
+    if block_chunks is not None and int(block_chunks) < 1:
+        raise ValueError(f"block_chunks must be a positive number of chunks, got {block_chunks}")
     if q.dtype not in _SUPPORTED:
         raise ValueError(f"the Triton implementation takes fp32/fp16/bf16 inputs, got {q.dtype}")
     if chunk_size < 16 or chunk_size & (chunk_size - 1):
@@ -70,15 +87,19 @@ def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None
     qkv_bytes = (q.numel() + k.numel() + v.numel()) * q.element_size()
     win = StateWindows.make(table, shape.heads, shape.dk, shape.dv, qkv_bytes, state_window,
                             cfg.state_dtype.itemsize)
+    block = None
+    if mode == "block" and block_supported(shape.dk):
+        block = pick_block_chunks(table.n_chunks, shape.heads, cfg.nv, block_chunks)
     return LightningAttnTriton.apply(
         q.contiguous(), k.contiguous(), v.contiguous(), s, initial_state, float(scale),
-        bool(output_final_state), table, cfg, win,
+        bool(output_final_state), table, cfg, win, block,
     )
 
 
 def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int, dtype=torch.bfloat16,
                               mode: str = "fwdbwd", *, seq_lens=None, chunk_size: int = CHUNK,
-                              state_window: int | None = None, device: str = "cuda") -> int:
+                              state_window: int | None = None, device: str = "cuda", fwd_mode: str | None = None,
+                              block_chunks: int | None = None) -> int:
     """Bytes of scratch memory the Triton kernels allocate for one call (outputs o, final state,
     dq, dk, dv and d(initial state) not counted; nor q, k, v, dO).
 
@@ -89,7 +110,8 @@ def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int
     lengths with cu_seqlens (batch must be 1). device "cuda": the compiled kernels, which keep
     the per-chunk states of bf16 inputs in bf16; "cpu": the interpreter (all states fp32).
     Checkpoints and carries are fp32. The window size follows the budget max(256 MiB,
-    (q+k+v bytes) / 8) per state buffer.
+    (q+k+v bytes) / 8) per state buffer. fwd_mode / block_chunks as in `lightning_attn_triton`:
+    the block forward keeps one fp32 state per block of chunks instead of the window buffer h.
     """
     if mode not in ("fwd", "bwd", "fwdbwd"):
         raise ValueError(f"mode must be fwd, bwd or fwdbwd, got {mode!r}")
@@ -105,5 +127,9 @@ def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int
     state = 4 * heads * dk * dv  # one fp32 [H, Dk, Dv] state (checkpoints, carries)
     per_chunk = chunk_bytes * heads * dk * dv  # one chunk's entry in a window buffer
     fwd = size * per_chunk + (windows - 1) * state
+    if pick_fwd_mode(fwd_mode) == "block" and block_supported(dk):
+        nv = KernelConfig.make(dk, dv, dtype, chunk_size).nv
+        blocks = block_count(n_chunks, pick_block_chunks(n_chunks, heads, nv, block_chunks))
+        fwd = (blocks + windows - 1) * state  # one fp32 state per block, and the checkpoints
     bwd = 2 * size * per_chunk + (2 * state if windows > 1 else 0)
     return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}[mode]
