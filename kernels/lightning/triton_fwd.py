@@ -286,6 +286,23 @@ def _intra_decay(slope, C: tl.constexpr):
 
 
 @triton.jit
+def _absorb_chunk(b_h, k, v, row0, L, o_k, o_v, slope, DK: tl.constexpr, DV: tl.constexpr, C: tl.constexpr,
+                  LOWP: tl.constexpr, PREC: tl.constexpr):
+    """The state after one chunk: exp(-s L) h + (K * k_decay)^T V, for the chunk of L <= C tokens whose first
+    token is row `row0` of k [*, DK] / v [*, DV]. b_h [BK, BV] fp32 (tile o_k x o_v) -> [BK, BV] fp32."""
+    j = tl.arange(0, C)
+    m_t = j < L
+    rows = row0 + j
+    b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_t[None, :] & (o_k[:, None] < DK),
+                   other=0.0).to(tl.float32)  # [BK, C]
+    b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < DV),
+                  other=0.0).to(tl.float32)  # [C, BV]
+    k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
+    return b_h * tl.exp(-slope * L.to(tl.float32)) + _dot(b_kt, b_v * k_decay[:, None], LOWP,
+                                                           k.dtype.element_ty, PREC)
+
+
+@triton.jit
 def _window_span(i_n, cu, chunk_off, T, ga, gb, C: tl.constexpr, IS_VARLEN: tl.constexpr):
     """Sequence i_n within the window of global chunks [ga, gb): (batch row, first token, first
     global chunk g0, local chunk range [c_lo, c_hi), active). Inactive: no chunk in the window
@@ -318,7 +335,6 @@ def _fwd_state_kernel(
         slope = tl.load(slopes + i_h).to(tl.float32)
         o_k = i_k * BK + tl.arange(0, BK)
         o_v = i_v * BV + tl.arange(0, BV)
-        j = tl.arange(0, C)
         m_kv = (o_k[:, None] < DK) & (o_v[None, :] < DV)
         tile = o_k[:, None] * DV + o_v[None, :]  # [BK, BV] offsets inside one state
         tok0 = (row * H + i_h).to(tl.int64) * T + bos  # row of this sequence's first token
@@ -332,16 +348,8 @@ def _fwd_state_kernel(
 
         for c in range(c_lo, c_hi):
             tl.store(h + ((g0 + c - ga).to(tl.int64) * H + i_h) * DK * DV + tile, b_h, mask=m_kv)
-            L = tl.minimum(C, eos - bos - c * C)
-            m_t = j < L
-            rows = tok0 + c * C + j
-            b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_t[None, :] & (o_k[:, None] < DK),
-                           other=0.0).to(tl.float32)  # [BK, C]
-            b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < DV),
-                          other=0.0).to(tl.float32)  # [C, BV]
-            k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
-            b_h = b_h * tl.exp(-slope * L.to(tl.float32)) + _dot(
-                b_kt, b_v * k_decay[:, None], LOWP, k.dtype.element_ty, PREC)
+            b_h = _absorb_chunk(b_h, k, v, tok0 + c * C, tl.minimum(C, eos - bos - c * C), o_k, o_v, slope,
+                                DK, DV, C, LOWP, PREC)
 
         if g0 + nt > gb:  # continues in the next window
             if STORE_CKPT:

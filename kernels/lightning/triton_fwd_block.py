@@ -40,6 +40,7 @@ from .triton_fwd import (
     NUM_STAGES,
     ChunkTable,
     KernelConfig,
+    _absorb_chunk,
     _dot,
     _dot_state,
     _intra_decay,
@@ -148,22 +149,13 @@ def _blk_state_kernel(
     slope = tl.load(slopes + i_h).to(tl.float32)
     o_k = i_k * BK + tl.arange(0, BK)
     o_v = i_v * BV + tl.arange(0, BV)
-    j = tl.arange(0, C)
     m_kv = (o_k[:, None] < DK) & (o_v[None, :] < DV)
     tok0 = (row * H + i_h).to(tl.int64) * T + bos
 
     b_h = tl.zeros([BK, BV], dtype=tl.float32)
     for c in range(c_lo, cl + 1):
-        L = tl.minimum(C, eos - bos - c * C)
-        m_t = j < L
-        rows = tok0 + c * C + j
-        b_kt = tl.load(k + rows[None, :] * DK + o_k[:, None], mask=m_t[None, :] & (o_k[:, None] < DK),
-                       other=0.0).to(tl.float32)  # [BK, C]
-        b_v = tl.load(v + rows[:, None] * DV + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < DV),
-                      other=0.0).to(tl.float32)  # [C, BV]
-        k_decay = tl.where(m_t, tl.exp(-slope * tl.maximum(L - 1 - j, 0).to(tl.float32)), 0.0)
-        b_h = b_h * tl.exp(-slope * L.to(tl.float32)) + _dot(
-            b_kt, b_v * k_decay[:, None], LOWP, k.dtype.element_ty, PREC)
+        b_h = _absorb_chunk(b_h, k, v, tok0 + c * C, tl.minimum(C, eos - bos - c * C), o_k, o_v, slope,
+                            DK, DV, C, LOWP, PREC)
     tl.store(hb + (i_b.to(tl.int64) * H + i_h) * DK * DV + o_k[:, None] * DV + o_v[None, :], b_h, mask=m_kv)
 
 
