@@ -415,6 +415,49 @@ def test_first_extracted_frame_is_the_ffmpeg_fps_slot_zero_frame(tmp_path):
     assert abs(float(got.float().mean()) - levels[1]) < 4
 
 
+def _ffmpeg_fps_slot_zero(path, frames_out: int = 32):
+    """What `ffmpeg -i VIDEO -vf fps=32/duration` writes as frame0001.jpg: FFmpeg's own fps filter (the libavfilter
+    bundled in PyAV) run over the decoded frames, first output frame -> [H, W, 3] uint8."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        duration = float(c.duration / av.time_base)  # ffprobe's format=duration, as extract_frames.py reads it
+        graph = av.filter.Graph()
+        src, fps, sink = graph.add_buffer(template=stream), graph.add("fps", f"fps={frames_out}/{duration}"), \
+            graph.add("buffersink")
+        src.link_to(fps)
+        fps.link_to(sink)
+        graph.configure()
+        for frame in c.decode(stream):
+            graph.push(frame)
+            try:
+                return graph.pull().to_ndarray(format="rgb24")
+            except (av.error.BlockingIOError, av.error.EOFError):
+                continue
+        graph.push(None)
+        return graph.pull().to_ndarray(format="rgb24")
+
+
+@pytest.mark.parametrize("fps,seconds,audio_seconds", [(25, 10, 0), (30, 5, 0), (24, 10, 0), (16, 5, 0), (16, 5, 9)])
+def test_first_extracted_frame_matches_ffmpegs_fps_filter(tmp_path, fps, seconds, audio_seconds):
+    """vsuite picks the same frame FFmpeg's fps filter puts in slot 0 (frame levels all distinct early on), with
+    the duration ffprobe reports for the file (a longer audio track makes it longer than the video's)."""
+    import numpy as np
+
+    from vsuite.media.synth import write_video
+    from vsuite.tasks.eval_favdbench import first_extracted_frame
+
+    levels = [(i * 37) % 256 for i in range(fps * seconds)]
+    audio = np.zeros(16000 * audio_seconds, np.float32) if audio_seconds else None
+    path = write_video(tmp_path / "v.mp4", (np.full((16, 16, 3), v, np.uint8) for v in levels), fps,
+                       audio=audio, sample_rate=16000)
+    want = float(_ffmpeg_fps_slot_zero(path).mean())
+    got = float(first_extracted_frame(path).float().mean())
+    assert abs(got - want) < 4, (got, want)
+    assert min(abs(want - v) for v in levels[:8]) < 4  # the filter's pick is one of the first frames
+
+
 def test_tokenizer_from_the_clip_packages_bpe_file_has_simpletokenizers_vocabulary(tmp_path):
     """Vocabulary order as clip's SimpleTokenizer: 256 byte characters, the same + '</w>', one per merge, sot, eot."""
     import gzip

@@ -25,6 +25,7 @@ class VideoInfo:
     audio_channels: int | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
+    container_duration: float | None = None  # the whole file's (ffprobe's format=duration), None if unknown
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +97,8 @@ def _video_info(path, container, video, audio) -> VideoInfo:
         duration = num_frames / fps if fps else 0.0
     ctx = video.codec_context
     return VideoInfo(str(path), True, fps, num_frames, duration, int(ctx.width), int(ctx.height), audio is not None,
-                     _rate(audio), _channels(audio), ctx.name, audio.codec_context.name if audio else None)
+                     _rate(audio), _channels(audio), ctx.name, audio.codec_context.name if audio else None,
+                     _container_duration(container))
 
 
 def _audio_only_info(path, container, audio) -> VideoInfo:
@@ -105,7 +107,11 @@ def _audio_only_info(path, container, audio) -> VideoInfo:
     else:
         duration = (container.duration or 0) / 1_000_000
     return VideoInfo(str(path), False, 0.0, 0, duration, 0, 0, True, _rate(audio), _channels(audio), None,
-                     audio.codec_context.name)
+                     audio.codec_context.name, _container_duration(container))
+
+
+def _container_duration(container) -> float | None:
+    return container.duration / 1_000_000 if container.duration is not None else None
 
 
 def _with_count(path, container, video, info: VideoInfo) -> VideoInfo:

@@ -287,16 +287,18 @@ def _load_trilip(opts: FavdOptions):
 def first_extracted_frame(path: Path):
     """The official frames/<id>_frame0001.jpg, decoded straight from the video (no JPEG round trip) ->
     [H, W, 3] uint8. data_prepro/extract_frames.py runs `ffmpeg -i VIDEO -vf fps=32/duration` (duration from
-    ffprobe; here the video stream's); the fps filter fills output slot 0 with the LAST input frame whose
-    timestamp, in slots of duration/32 rounded to the nearest (halves up), is 0: the last frame before
-    duration/64 (0.156 s of a 10-s clip: frame 3 at 25 fps)."""
+    ffprobe's format=duration: the whole file's, audio included); the fps filter fills output slot 0 with the
+    LAST input frame whose timestamp, in slots of duration/32 rounded to the nearest (halves up), is 0: the last
+    frame before duration/64 (0.156 s of a 10-s clip: frame 3 at 25 fps; a test checks this against FFmpeg's
+    own fps filter)."""
     from ..media import probe, read_frames
     from ..media import errors as media_errors
 
     info = probe(path)
     if info.num_frames < 1:
         raise media_errors.empty_video(path)
-    t = max(info.duration / 64 - 1e-5, 0.0)  # strictly before duration/64 (read_frames takes ts <= t)
+    duration = info.container_duration or info.duration
+    t = max(duration / 64 - 1e-5, 0.0)  # strictly before duration/64 (read_frames takes ts <= t)
     return read_frames(path, times=[t]).frames[0]
 
 
