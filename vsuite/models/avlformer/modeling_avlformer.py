@@ -15,8 +15,10 @@ MLM + loss_sparse_w * mean|learned off-diagonal mask|.
 
 Generation (official): start from [CLS]; at every step the input is the tokens so far plus a [MASK] slot, and
 the next token is read from the [MASK] position's logits (greedy or beam search with 2 candidates per beam,
-hypotheses scored sum(logp) / len^length_penalty with len counting CLS). The official code caches the
-visual tokens' states between steps; this implementation recomputes them (same values, more compute).
+hypotheses scored sum(logp) / len^length_penalty with len counting CLS). Under the generation mask the
+visual tokens attend only to visual tokens and the text attends causally, so earlier tokens' states never
+change: like the official code (history_state), decoding computes them once and then runs only the newest
+word and the [MASK] slot per step (AvlDecodeCache; generate_ids(use_cache=False) re-runs everything).
 
 State-dict names follow the official model (swin.backbone.*, passt.net.*, passt.linear, fc, learn_vid_att,
 trans_encoder.bert.{embeddings,encoder,img_embedding}.*, trans_encoder.cls.predictions.*); the official
@@ -83,16 +85,21 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(c.hidden_size, c.hidden_size)
         self.dropout = nn.Dropout(c.attention_probs_dropout_prob)
 
-    def forward(self, x, additive_mask):  # x [B, N, D]; additive_mask [B, 1, N, N]
+    def forward(self, x, additive_mask, cache: LayerKV | None = None):
+        """x [B, N, D]; additive_mask [B, 1, N, N] (broadcastable). With a cache (generation only) the keys
+        and values of earlier tokens come from it (see LayerKV.attend)."""
         b, n, d = x.shape
 
         def heads(t):
             return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + additive_mask
-        probs = self.dropout(scores.softmax(dim=-1))
-        return (probs @ v).transpose(1, 2).reshape(b, n, d)
+        if cache is not None:
+            out = cache.attend(q, k, v, additive_mask, self.dropout)
+        else:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + additive_mask
+            out = self.dropout(scores.softmax(dim=-1)) @ v
+        return out.transpose(1, 2).reshape(b, n, d)
 
 
 class BertSelfOutput(nn.Module):
@@ -112,8 +119,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(c)
         self.output = BertSelfOutput(c)
 
-    def forward(self, x, additive_mask):
-        return self.output(self.self(x, additive_mask), x)
+    def forward(self, x, additive_mask, cache: LayerKV | None = None):
+        return self.output(self.self(x, additive_mask, cache), x)
 
 
 class BertIntermediate(nn.Module):
@@ -144,8 +151,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(c)
         self.output = BertOutput(c)
 
-    def forward(self, x, additive_mask):
-        a = self.attention(x, additive_mask)
+    def forward(self, x, additive_mask, cache: LayerKV | None = None):
+        a = self.attention(x, additive_mask, cache)
         return self.output(self.intermediate(a), a)
 
 
@@ -155,9 +162,11 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(c) for _ in range(c.num_hidden_layers))
         self.gradient_checkpointing = False
 
-    def forward(self, x, additive_mask):
-        for layer in self.layer:
-            if self.gradient_checkpointing and self.training:
+    def forward(self, x, additive_mask, cache: AvlDecodeCache | None = None):
+        for i, layer in enumerate(self.layer):
+            if cache is not None:  # generation: no checkpointing (no grad)
+                x = layer(x, additive_mask, cache.layers[i])
+            elif self.gradient_checkpointing and self.training:
                 from torch.utils.checkpoint import checkpoint
 
                 x = checkpoint(layer, x, additive_mask, use_reentrant=False)
@@ -226,6 +235,75 @@ class CaptionDecoder(nn.Module):
     def forward(self, input_ids, visual, attention_mask, token_type_ids=None, position_ids=None):
         hidden = self.bert(input_ids, visual, attention_mask, token_type_ids, position_ids)
         return self.cls(hidden[:, : input_ids.shape[1]])  # [B, T, vocab]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cached decoding (generation only)
+# ---------------------------------------------------------------------------------------------------------
+class LayerKV:
+    """One decoder layer's cached keys/values. The official caches each layer's input hidden states
+    (history_state) and re-projects them every step; caching the projections saves that work too.
+
+    visual_k, visual_v [B, H, V, hd]: the audio-visual tokens', one copy per clip (the beams of a clip share
+        them: visual tokens attend only to visual tokens, so their states do not depend on the text).
+    text_k, text_v [R, H, P, hd]: the P text tokens already decoded (CLS and the chosen words, never the
+        [MASK] slot), R = B * beams rows; the text attends causally, so they do not change later.
+    """
+
+    def __init__(self):
+        self.visual_k = self.visual_v = self.text_k = self.text_v = None
+
+    def attend(self, q, k, v, additive_mask, dropout):
+        """q, k, v [R, H, n, hd] of the tokens being run -> attention output [R, H, n, hd].
+
+        First call (prefill: the n = V visual tokens, R = B): self-attention with additive_mask (the learned
+        [V, V] visual block, or None); their keys/values are kept. Later calls (a decoding step: the words not
+        yet cached, then the [MASK] slot): each attends to the visual tokens, the cached text and, causally
+        (additive_mask [n, n]), the tokens of this step; all but the last (the [MASK] slot) are then cached."""
+        scale = math.sqrt(q.shape[-1])
+        if self.visual_k is None:
+            scores = q @ k.transpose(-1, -2) / scale
+            if additive_mask is not None:
+                scores = scores + additive_mask
+            self.visual_k, self.visual_v = k, v
+            return dropout(scores.softmax(dim=-1)) @ v
+        r, h, n, hd = q.shape
+        b, nv = self.visual_k.shape[0], self.visual_k.shape[2]
+        # [B, beams, H, n, hd] @ [B, 1, H, hd, V]: the clip's visual keys broadcast over its beams, not copied
+        qb = q.view(b, r // b, h, n, hd)
+        parts = [(qb @ self.visual_k[:, None].transpose(-1, -2)).view(r, h, n, nv) / scale]
+        if self.text_k is not None:
+            parts.append(q @ self.text_k.transpose(-1, -2) / scale)
+        parts.append(q @ k.transpose(-1, -2) / scale + additive_mask)
+        probs = dropout(torch.cat(parts, dim=-1).softmax(dim=-1))  # one softmax over all keys, as uncached
+        out = (probs[..., :nv].reshape(b, r // b, h, n, nv) @ self.visual_v[:, None]).view(r, h, n, hd)
+        start = nv
+        if self.text_k is not None:
+            start += self.text_k.shape[2]
+            out = out + probs[..., nv:start] @ self.text_v
+        out = out + probs[..., start:] @ v
+        keep_k, keep_v = k[:, :, :-1], v[:, :, :-1]
+        self.text_k = keep_k if self.text_k is None else torch.cat((self.text_k, keep_k), dim=2)
+        self.text_v = keep_v if self.text_v is None else torch.cat((self.text_v, keep_v), dim=2)
+        return out
+
+
+class AvlDecodeCache:
+    """Every decoder layer's LayerKV, and `length`: the number of text tokens (P) they hold."""
+
+    def __init__(self, num_layers: int, beams: int):
+        self.beams = beams
+        self.layers = [LayerKV() for _ in range(num_layers)]
+        self.length = 0
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Beam search re-selected its rows: row j now continues row rows[j] [R] (a row of the same clip)."""
+        clip = torch.arange(rows.shape[0], device=rows.device) // self.beams
+        if not torch.equal(rows // self.beams, clip):
+            raise ValueError("beam search rows must stay within their clip (the clip's visual keys are shared)")
+        for layer in self.layers:
+            if layer.text_k is not None:
+                layer.text_k, layer.text_v = layer.text_k[rows], layer.text_v[rows]
 
 
 class SwinWrapper(nn.Module):
@@ -363,8 +441,13 @@ class AvlformerForDescription(AvlformerPreTrainedModel):
         return out
 
     # -- generation ----------------------------------------------------------------------------
-    def _step_logits(self, ids: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
-        """Logits at the [MASK] slot appended to ids [B, L]: [B, vocab]."""
+    def _step_logits(self, ids: torch.Tensor, context) -> torch.Tensor:
+        """Logits at the [MASK] slot appended to ids [R, L]: [R, vocab]. context: the audio-visual tokens
+        [R, V, D] (the whole decoder is re-run over them and the text) or an AvlDecodeCache (only the tokens
+        not yet cached and the [MASK] slot are run)."""
+        if isinstance(context, AvlDecodeCache):
+            return self._cached_step_logits(ids, context)
+        visual = context
         c = self.config
         b, length = ids.shape
         inp = torch.cat((ids, torch.full((b, 1), c.mask_token_id, dtype=ids.dtype, device=ids.device)), dim=1)
@@ -372,17 +455,49 @@ class AvlformerForDescription(AvlformerPreTrainedModel):
         mask, _ = self.full_attention_mask(base)
         return self.trans_encoder(inp, visual, mask)[:, -1].float()
 
+    def _start_cache(self, visual: torch.Tensor, beams: int) -> AvlDecodeCache:
+        """Runs the audio-visual tokens [B, V, D] through every layer once and caches their keys/values."""
+        bert = self.trans_encoder.bert
+        x = bert.dropout(bert.img_embedding(visual))  # [B, V, hidden]
+        additive = None  # without the learned mask the visual block is all ones
+        if self.config.learn_mask_enabled:
+            mask, _ = self.full_attention_mask(torch.ones(1, x.shape[1], x.shape[1], device=x.device))
+            additive = (1.0 - mask[0].to(visual.dtype)) * _NEG  # [V, V], as the visual block of the full mask
+        cache = AvlDecodeCache(len(bert.encoder.layer), beams)
+        bert.encoder(x, additive, cache)
+        return cache
+
+    def _cached_step_logits(self, ids: torch.Tensor, cache: AvlDecodeCache) -> torch.Tensor:
+        """As _step_logits, running only ids[:, cache.length:] and the [MASK] slot: [R, vocab]."""
+        c = self.config
+        rows, length = ids.shape
+        if length <= cache.length:
+            raise ValueError(f"the cache holds {cache.length} tokens, ids only {length}")
+        bert = self.trans_encoder.bert
+        mask_slot = torch.full((rows, 1), c.mask_token_id, dtype=ids.dtype, device=ids.device)
+        inp = torch.cat((ids[:, cache.length:], mask_slot), dim=1)  # [R, n]
+        n = inp.shape[1]
+        positions = torch.arange(cache.length, length + 1, device=ids.device).expand(rows, n)
+        x = bert.embeddings(inp, None, positions)
+        # [n, n]: a token does not see the later ones of this step (the text's causal mask)
+        additive = torch.ones(n, n, dtype=torch.bool, device=ids.device).triu(1).to(x.dtype) * _NEG
+        hidden = bert.encoder(x, additive, cache)
+        cache.length = length
+        return self.trans_encoder.cls(hidden[:, -1]).float()
+
     @torch.no_grad()
     def generate_ids(self, pixel_values=None, audio_values=None, *, visual_features=None, num_beams: int = 1,
-                     max_length: int | None = None, length_penalty: float = 1.0) -> list[list[int]]:
-        """Token ids of the description of each clip (without CLS and SEP)."""
+                     max_length: int | None = None, length_penalty: float = 1.0,
+                     use_cache: bool = True) -> list[list[int]]:
+        """Token ids of the description of each clip (without CLS and SEP). use_cache=False re-runs the
+        decoder over all audio-visual tokens and the text at every step (same tokens, slower)."""
         c = self.config
         visual = visual_features if visual_features is not None else self.encode(pixel_values, audio_values)
         max_length = min(max_length or c.max_gen_length, c.max_position_embeddings - 1)
         if num_beams <= 1:
-            seqs = self._greedy(visual, max_length)
+            seqs = self._greedy(visual, max_length, use_cache)
         else:
-            seqs = self._beam(visual, max_length, num_beams, length_penalty)
+            seqs = self._beam(visual, max_length, num_beams, length_penalty, use_cache)
         out = []
         for s in seqs:
             s = s[1:]  # drop CLS
@@ -391,13 +506,14 @@ class AvlformerForDescription(AvlformerPreTrainedModel):
             out.append([i for i in s if i != c.pad_token_id])
         return out
 
-    def _greedy(self, visual, max_length: int) -> list[list[int]]:
+    def _greedy(self, visual, max_length: int, use_cache: bool = True) -> list[list[int]]:
         c = self.config
         b = visual.shape[0]
         ids = torch.full((b, 1), c.cls_token_id, dtype=torch.long, device=visual.device)
         unfinished = torch.ones(b, dtype=torch.long, device=visual.device)
+        context = self._start_cache(visual, 1) if use_cache and max_length > 1 else visual
         while ids.shape[1] < max_length:
-            nxt = self._step_logits(ids, visual).argmax(-1)
+            nxt = self._step_logits(ids, context).argmax(-1)
             nxt = nxt * unfinished + c.pad_token_id * (1 - unfinished)
             ids = torch.cat((ids, nxt[:, None]), dim=1)
             unfinished = unfinished * (nxt != c.sep_token_id).long()
@@ -405,11 +521,17 @@ class AvlformerForDescription(AvlformerPreTrainedModel):
                 break
         return ids.tolist()
 
-    def _beam(self, visual, max_length: int, num_beams: int, length_penalty: float) -> list[list[int]]:
-        """Official _generate_beam_search (no sampling, num_keep_best 1, TOPN_PER_BEAM 2)."""
+    def _beam(self, visual, max_length: int, num_beams: int, length_penalty: float,
+              use_cache: bool = True) -> list[list[int]]:
+        """Official _generate_beam_search (no sampling, num_keep_best 1, TOPN_PER_BEAM 2). Rows i * num_beams
+        + k are clip i's beams; a finished clip's rows are refilled from its own first row (the official takes
+        row 0 of the batch; those rows are never read), so rows never cross clips (AvlDecodeCache.reorder)."""
         c = self.config
         b, vocab = visual.shape[0], c.vocab_size
-        visual = visual.repeat_interleave(num_beams, dim=0)
+        if use_cache and max_length > 1:
+            context = self._start_cache(visual, num_beams)  # the visual keys once per clip, not per beam
+        else:
+            context = visual.repeat_interleave(num_beams, dim=0)
         ids = torch.full((b * num_beams, 1), c.cls_token_id, dtype=torch.long, device=visual.device)
         scores = torch.zeros(b, num_beams, device=visual.device)
         scores[:, 1:] = -1e9
@@ -418,13 +540,13 @@ class AvlformerForDescription(AvlformerPreTrainedModel):
         done = [False] * b
         cur = 1
         while cur < max_length:
-            logp = F.log_softmax(self._step_logits(ids, visual), dim=-1) + scores[:, None]
+            logp = F.log_softmax(self._step_logits(ids, context), dim=-1) + scores[:, None]
             top_scores, top_words = torch.topk(logp.view(b, num_beams * vocab), 2 * num_beams, dim=1)
             batch_beam = []
             for i in range(b):
                 done[i] = done[i] or hyps[i].is_done(float(top_scores[i].max()))
                 if done[i]:
-                    batch_beam.extend([(0.0, c.pad_token_id, 0)] * num_beams)
+                    batch_beam.extend([(0.0, c.pad_token_id, i * num_beams)] * num_beams)
                     continue
                 nxt = []
                 for idx, sc in zip(top_words[i].tolist(), top_scores[i].tolist()):
@@ -436,12 +558,14 @@ class AvlformerForDescription(AvlformerPreTrainedModel):
                     if len(nxt) == num_beams:
                         break
                 if not nxt:
-                    nxt = [(0.0, c.pad_token_id, 0)] * num_beams
+                    nxt = [(0.0, c.pad_token_id, i * num_beams)] * num_beams
                 batch_beam.extend(nxt)
             scores = torch.tensor([x[0] for x in batch_beam], device=visual.device)
             words = torch.tensor([x[1] for x in batch_beam], dtype=torch.long, device=visual.device)
             rows = torch.tensor([x[2] for x in batch_beam], dtype=torch.long, device=visual.device)
             ids = torch.cat((ids[rows], words[:, None]), dim=1)
+            if isinstance(context, AvlDecodeCache):
+                context.reorder(rows)
             cur += 1
             if all(done):
                 break
@@ -475,4 +599,4 @@ class _Hypotheses:
         return max(self.hyp, key=lambda h: h[0])[1] if self.hyp else None
 
 
-__all__ = ["AvlformerForDescription", "AvlformerOutput", "AvlformerPreTrainedModel", "rms_normalize"]
+__all__ = ["AvlDecodeCache", "AvlformerForDescription", "AvlformerOutput", "AvlformerPreTrainedModel", "rms_normalize"]
