@@ -1,7 +1,7 @@
 """GPU probe for the Triton Lightning kernels: small-head-dim correctness, per-pass times, config sweep.
 
 Run on a CUDA machine (never in CI):
-    python benchmarks/lightning_gpu_probe.py {check|block-check|passes|modes|sweep} [--json FILE]
+    python benchmarks/lightning_gpu_probe.py {check|block-check|passes|modes|bwd-modes|sweep} [--json FILE]
 
 - check:  every awkward (Dk, Dv) incl. 1, 3, 8, 16, fixed and packed (cu_seqlens) lengths, fp32 and bf16, fwd and
           grads against the fp32 naive reference, with NaN-poisoned scratch buffers. Prints one line per case
@@ -10,12 +10,17 @@ Run on a CUDA machine (never in CI):
           where the forward and backward time goes.
 - sweep:  the same shape under other num_warps / num_stages / state windows / chunk sizes (the shipped config is fixed
           because autotuning needs a GPU; this is the data to pick it from).
-- block-check: the block forward (fwd_mode="block", triton_fwd_block.py) like `check`, with short blocks and state
-          windows so blocks, windows and sequence starts interleave and the backward resumes from the block forward's
-          checkpoints; plus the block launcher against the chunk launcher (o, final state, checkpoints) at D = 64, 128.
+- block-check: the block forward and the block backward (fwd_mode="block", bwd_mode="block": triton_fwd_block.py,
+          triton_bwd_block.py; Dk or Dv > 128 fall back to the chunk kernels) like `check`, with short blocks and
+          state windows so blocks, windows and sequence starts interleave; plus the block launchers against the chunk
+          launchers at D = 64, 128: forward o, final state, checkpoints (the chunk backward's resume points, so
+          the chunk backward after the block forward is covered) and backward dq, dk, dv, d(initial state).
 - modes:  "chunk" vs "block" forward side by side at B1 H32 N65536 D128 and B8 H16 N8192 D64 bf16: each kernel pass
           alone, the forward and fwd+bwd through the autograd op, peak memory of the forward; the block output kernel
           at 4 and 8 warps, 2 stages, blocks of 8 / 16 / 32 chunks (the block path becomes the default once it wins).
+- bwd-modes: fwd+bwd through the op for (fwd, bwd) in {chunk, block}^2 at both shapes, with the backward launchers
+          alone and the training step's peak extra memory; then the block backward's knobs at the first shape (split
+          tile 32 / 128, 4 warps for the walks, blocks of 8 / 32 chunks).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import triton
 
 from vsuite_kernels.lightning import alibi_slopes, lightning_attn_naive
 from vsuite_kernels.lightning import triton_bwd, triton_fwd
+from vsuite_kernels.lightning import triton_bwd_block as tbb
 from vsuite_kernels.lightning import triton_fwd_block as tfb
 from vsuite_kernels.lightning.buffers import poison
 from vsuite_kernels.lightning.triton_op import lightning_attn_triton
@@ -97,8 +103,8 @@ def cmd_check(out, dims=CHECK_DIMS, **kw):
     return rows
 
 
-# Block forward: blocks of 2 chunks and windows of 3 chunks at N = 300 / 100 (5 / 2 chunks per sequence).
-BLOCK_CHECK = dict(fwd_mode="block", block_chunks=2, state_window=3)
+# Block forward + backward: blocks of 2 chunks and windows of 3 chunks at N = 300 / 100 (5 / 2 chunks per sequence).
+BLOCK_CHECK = dict(fwd_mode="block", bwd_mode="block", block_chunks=2, state_window=3)
 
 
 def launcher_case(d, dtype, n=4096, H=4):
@@ -115,6 +121,13 @@ def launcher_case(d, dtype, n=4096, H=4):
     written = ~torch.isnan(a[2])
     same_slots = bool(torch.equal(written, ~torch.isnan(b[2])))
     errs = [rel(b[0], a[0]), rel(b[1], a[1]), rel(b[2][written], a[2][written])]
+    # the backwards: chunk (from the chunk forward's checkpoints) vs block, d(final state) seeded
+    do, dht = torch.randn_like(v) * 0.1, torch.randn_like(h0) * 0.1
+    with poison():
+        ga = triton_bwd.lightning_backward(q, k, v, do, s, h0, dht, a[2], 1.0, table, cfg, win, True)
+        gb = tbb.lightning_backward_block(q, k, v, do, s, h0, dht, 1.0, table, cfg, True, 4)
+    errs += [rel(y, x) for x, y in zip(ga, gb)]
+    same_slots &= not any(bool(torch.isnan(y).any()) for y in gb)
     return errs, same_slots
 
 
@@ -123,9 +136,11 @@ def cmd_block_check(out, dims=CHECK_DIMS):
     for d, dtype in ((64, torch.bfloat16), (128, torch.bfloat16), (128, torch.float32)):
         errs, same = launcher_case(d, dtype)
         tol = 1e-5 if dtype == torch.float32 else 1e-2
-        ok = same and max(errs) <= tol
+        tol_grad = 3e-5 if dtype == torch.float32 else 2e-2  # bf16 gradients: rounding order differs
+        ok = same and max(errs[:3]) <= tol and max(errs[3:]) <= tol_grad
         say(f"[block-check] launchers D={d} {str(dtype)[6:]}: rel err o/ht/ckpt {errs[0]:.1e}/{errs[1]:.1e}/"
-            f"{errs[2]:.1e} same ckpt slots={same} {'ok' if ok else 'FAIL'}")
+            f"{errs[2]:.1e} dq/dk/dv/dh0 {'/'.join(f'{e:.1e}' for e in errs[3:])} same ckpt slots, no NaN={same} "
+            f"{'ok' if ok else 'FAIL'}")
         rows.append(dict(launchers=True, d=d, dtype=str(dtype), errs=errs, same_slots=same, ok=ok))
     return rows
 
@@ -210,7 +225,7 @@ def mode_times(B, H, N, D, mode, nb=None, stages=None):
         r.update(block_chunks=nb, output_warps=tfb.output_warps(cfg), output_stages=tfb.OUTPUT_STAGES)
         r["fwd_kernels_ms"] = bench(lambda: tfb.lightning_forward_block(q, k, v, s, None, 1.0, table, cfg, win,
                                                                         False, nb))
-    kw = dict(fwd_mode=mode, block_chunks=nb)
+    kw = dict(fwd_mode=mode, bwd_mode="chunk", block_chunks=nb)
 
     def fwd():
         return lightning_attn_triton(q, k, v, s, **kw)
@@ -249,6 +264,57 @@ def cmd_modes(out):
     return rows
 
 
+def bwd_times(B, H, N, D, fwd, bwd, nb=None, launchers=False, **knobs):
+    """fwd+bwd through the op for one (forward, backward) pair, its peak extra memory, and (launchers) the
+    two backward launchers alone. knobs: SPLIT_TILE / walk_warps of triton_bwd_block, set for this row."""
+    q, k, v, s = inputs(B, H, N, D)
+    do = torch.randn_like(v) * 0.1
+    old = dict(SPLIT_TILE=tbb.SPLIT_TILE, walk_warps=tbb.walk_warps)
+    if "split" in knobs:
+        tbb.SPLIT_TILE = knobs["split"]
+    if "warps" in knobs:
+        tbb.walk_warps = lambda cfg, full, split, w=knobs["warps"]: w
+    try:
+        r = dict(B=B, H=H, N=N, D=D, fwd=fwd, bwd=bwd, block_chunks=nb, **knobs)
+        xs = [t.detach().requires_grad_(True) for t in (q, k, v)]
+
+        def fwdbwd():
+            for x in xs:
+                x.grad = None
+            o, _ = lightning_attn_triton(*xs, s, fwd_mode=fwd, bwd_mode=bwd, block_chunks=nb)
+            o.backward(do)
+
+        r["fwdbwd_ms"] = bench(fwdbwd)
+        r["fwdbwd_peak_mib"] = round(peak_mib(fwdbwd), 1)  # o, dq, dk, dv included
+        if launchers:
+            cfg = triton_fwd.KernelConfig.make(D, D, q.dtype)
+            table = triton_fwd.ChunkTable.make(B, N, None, cfg.chunk)
+            win = triton_fwd.StateWindows.make(table, H, D, D, 3 * q.numel() * q.element_size(), None,
+                                               cfg.state_dtype.itemsize)
+            _, _, ck = triton_fwd.lightning_forward(q, k, v, s, None, 1.0, table, cfg, win, False)
+            r["bwd_chunk_kernels_ms"] = bench(lambda: triton_bwd.lightning_backward(
+                q, k, v, do, s, None, None, ck, 1.0, table, cfg, win, False))
+            r["bwd_block_kernels_ms"] = bench(lambda: tbb.lightning_backward_block(
+                q, k, v, do, s, None, None, 1.0, table, cfg, False, nb))
+    finally:
+        tbb.SPLIT_TILE, tbb.walk_warps = old["SPLIT_TILE"], old["walk_warps"]
+    return r
+
+
+def cmd_bwd_modes(out):
+    rows = []
+    for B, H, N, D in MODE_SHAPES:
+        for fwd in ("chunk", "block"):
+            for bwd in ("chunk", "block"):
+                rows.append(_try(dict(B=B, H=H, N=N, D=D, fwd=fwd, bwd=bwd, launchers=(fwd, bwd) == ("block", "block")),
+                                 bwd_times, "bwd-modes"))
+    # the block backward's free knobs, at the first shape, after the block forward
+    first = dict(zip("BHND", MODE_SHAPES[0]), fwd="block", bwd="block")
+    for knobs in (dict(split=128), dict(split=32), dict(warps=4), dict(nb=8), dict(nb=32)):
+        rows.append(_try(dict(first, **knobs), bwd_times, "bwd-modes"))
+    return rows
+
+
 def cmd_sweep(out):
     rows = []
     base_warps = triton_fwd.KernelConfig.num_warps
@@ -278,7 +344,7 @@ def _try(kw, fn=pass_times, tag="sweep"):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["check", "block-check", "passes", "modes", "sweep"])
+    ap.add_argument("what", choices=["check", "block-check", "passes", "modes", "bwd-modes", "sweep"])
     ap.add_argument("--json")
     ap.add_argument("--dims", default=CHECK_DIMS, help="check: comma-separated DkxDv pairs")
     a = ap.parse_args()
@@ -286,7 +352,8 @@ def main():
     if a.what in ("check", "block-check"):
         rows = (cmd_check if a.what == "check" else cmd_block_check)(a.json, a.dims)
     else:
-        rows = {"passes": cmd_passes, "modes": cmd_modes, "sweep": cmd_sweep}[a.what](a.json)
+        rows = {"passes": cmd_passes, "modes": cmd_modes, "bwd-modes": cmd_bwd_modes,
+                "sweep": cmd_sweep}[a.what](a.json)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -4,7 +4,9 @@ Forward (triton_fwd.py): per state window, the window's chunk states h_c, then i
 outputs in parallel; or, with fwd_mode="block" (triton_fwd_block.py), one state per block of
 chunks and output programs that carry the state through their block in registers. Backward (triton_bwd.py): per window in reverse, recompute h_c from the
 window's checkpoint, a reverse pass for the state gradients dh_c (seeded with the upstream
-gradient of the final state), then dq, dk, dv in parallel over the window's chunks.
+gradient of the final state), then dq, dk, dv in parallel over the window's chunks; or, with
+bwd_mode="block" (triton_bwd_block.py), one state and one state gradient per block of chunks and
+dq / dk / dv programs that carry h or dh through their block in registers.
 Gradients flow to q, k, v and initial_state; slopes and cu_seqlens get none.
 `lightning_workspace_bytes` gives the scratch memory of any shape (tested against the
 buffers the launchers actually allocate).
@@ -16,6 +18,8 @@ import torch
 
 from .inputs import check_inputs, slopes_or_zeros
 from .triton_bwd import lightning_backward
+from .triton_bwd_block import bwd_block_supported, lightning_backward_block
+from .triton_bwd_block import bwd_mode as pick_bwd_mode
 from .triton_fwd import CHUNK, ChunkTable, KernelConfig, StateWindows, lightning_forward
 from .triton_fwd_block import block_chunks as pick_block_chunks
 from .triton_fwd_block import block_count, block_supported, lightning_forward_block
@@ -26,10 +30,12 @@ _SUPPORTED = (torch.float32, torch.float16, torch.bfloat16)
 
 class LightningAttnTriton(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, slopes, initial_state, scale, output_final_state, table, cfg, win, block):
+    def forward(ctx, q, k, v, slopes, initial_state, scale, output_final_state, table, cfg, win, block, bwd_block):
         # q, k [B,H,T,Dk], v [B,H,T,Dv] contiguous; slopes fp32 [H]; initial_state [S,H,Dk,Dv] or None
         # block: None (chunk forward) or the chunks per block of the block forward (triton_fwd_block.py);
-        # both return the same o, ht and checkpoints, so the backward is one.
+        # both return the same o, ht and checkpoints, so either backward follows either forward.
+        # bwd_block: None (chunk backward, triton_bwd.py) or the chunks per block of the block backward
+        # (triton_bwd_block.py, which recomputes its block states and ignores the checkpoints).
         h0 = initial_state.contiguous() if initial_state is not None else None
         if block is None:
             o, ht, ckpt = lightning_forward(q, k, v, slopes, h0, scale, table, cfg, win, output_final_state)
@@ -39,7 +45,7 @@ class LightningAttnTriton(torch.autograd.Function):
         # Saved: the inputs and one state per window (ckpt); the per-chunk states are recomputed
         # window by window in the backward, so no O(T * Dk * Dv / C) activation is kept.
         ctx.save_for_backward(q, k, v, slopes, h0, ckpt)
-        ctx.scale, ctx.table, ctx.cfg, ctx.win = scale, table, cfg, win
+        ctx.scale, ctx.table, ctx.cfg, ctx.win, ctx.bwd_block = scale, table, cfg, win, bwd_block
         ctx.h0_dtype = None if initial_state is None else initial_state.dtype
         ctx.set_materialize_grads(False)  # an unused final state arrives as None, not zeros
         return o, ht
@@ -50,16 +56,20 @@ class LightningAttnTriton(torch.autograd.Function):
         do = torch.zeros_like(v) if do is None else do.contiguous().to(q.dtype)
         dht = None if dht is None else dht.contiguous()
         want_dh0 = h0 is not None and ctx.needs_input_grad[4]
-        dq, dk, dv, dh0 = lightning_backward(q, k, v, do, slopes, h0, dht, ckpt, ctx.scale, ctx.table, ctx.cfg,
-                                             ctx.win, want_dh0)
+        if ctx.bwd_block is None:
+            dq, dk, dv, dh0 = lightning_backward(q, k, v, do, slopes, h0, dht, ckpt, ctx.scale, ctx.table, ctx.cfg,
+                                                 ctx.win, want_dh0)
+        else:
+            dq, dk, dv, dh0 = lightning_backward_block(q, k, v, do, slopes, h0, dht, ctx.scale, ctx.table, ctx.cfg,
+                                                       want_dh0, ctx.bwd_block)
         if dh0 is not None:
             dh0 = dh0.to(ctx.h0_dtype)
-        return dq, dk, dv, None, dh0, None, None, None, None, None, None
+        return dq, dk, dv, None, dh0, None, None, None, None, None, None, None
 
 
 def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None,
                           output_final_state=False, cu_seqlens=None, chunk_size=CHUNK, state_window=None,
-                          fwd_mode=None, block_chunks=None):
+                          fwd_mode=None, bwd_mode=None, block_chunks=None):
     """Causal Lightning Attention on Triton; same contract as `lightning_attn` (see naive.py).
 
     q, k [B,H,N,Dk], v [B,H,N,Dv] (fp32/fp16/bf16, Dk, Dv in 1..256); slopes [H] or None;
@@ -69,10 +79,13 @@ def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None
     per state window (None: from the memory budget, see `lightning_workspace_bytes`).
     fwd_mode: "chunk" (per-chunk states through memory, the default) or "block" (states carried
     in registers across blocks of chunks, triton_fwd_block.py; Dk > 128 runs "chunk"); None reads
-    $VSUITE_LIGHTNING_FWD. block_chunks: chunks per block (None: chosen from the shape).
+    $VSUITE_LIGHTNING_FWD. bwd_mode: "chunk" (the default) or "block" (triton_bwd_block.py: block
+    states recomputed, h and dh carried in registers; Dk or Dv > 128 run "chunk"), whichever forward
+    ran; None reads $VSUITE_LIGHTNING_BWD. block_chunks: chunks per block (None: chosen from the shape).
     """
     shape = check_inputs(q, k, v, slopes, initial_state, cu_seqlens)
     mode = pick_fwd_mode(fwd_mode)
+    bmode = pick_bwd_mode(bwd_mode)
     if block_chunks is not None and int(block_chunks) < 1:
         raise ValueError(f"block_chunks must be a positive number of chunks, got {block_chunks}")
     if q.dtype not in _SUPPORTED:
@@ -90,16 +103,19 @@ def lightning_attn_triton(q, k, v, slopes=None, *, scale=1.0, initial_state=None
     block = None
     if mode == "block" and block_supported(shape.dk):
         block = pick_block_chunks(table.n_chunks, shape.heads, cfg.nv, block_chunks)
+    bwd_block = None
+    if bmode == "block" and bwd_block_supported(shape.dk, shape.dv):
+        bwd_block = pick_block_chunks(table.n_chunks, shape.heads, cfg.nv, block_chunks)
     return LightningAttnTriton.apply(
         q.contiguous(), k.contiguous(), v.contiguous(), s, initial_state, float(scale),
-        bool(output_final_state), table, cfg, win, block,
+        bool(output_final_state), table, cfg, win, block, bwd_block,
     )
 
 
 def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int, dtype=torch.bfloat16,
                               mode: str = "fwdbwd", *, seq_lens=None, chunk_size: int = CHUNK,
                               state_window: int | None = None, device: str = "cuda", fwd_mode: str | None = None,
-                              block_chunks: int | None = None) -> int:
+                              bwd_mode: str | None = None, block_chunks: int | None = None) -> int:
     """Bytes of scratch memory the Triton kernels allocate for one call (outputs o, final state,
     dq, dk, dv and d(initial state) not counted; nor q, k, v, dO).
 
@@ -112,6 +128,8 @@ def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int
     Checkpoints and carries are fp32. The window size follows the budget max(256 MiB,
     (q+k+v bytes) / 8) per state buffer. fwd_mode / block_chunks as in `lightning_attn_triton`:
     the block forward keeps one fp32 state per block of chunks instead of the window buffer h.
+    bwd_mode as in `lightning_attn_triton`: the block backward keeps two fp32 states per block of
+    chunks (block states and their gradients) instead of the h and dh window buffers.
     """
     if mode not in ("fwd", "bwd", "fwdbwd"):
         raise ValueError(f"mode must be fwd, bwd or fwdbwd, got {mode!r}")
@@ -132,4 +150,7 @@ def lightning_workspace_bytes(batch: int, heads: int, seq: int, dk: int, dv: int
         blocks = block_count(n_chunks, pick_block_chunks(n_chunks, heads, nv, block_chunks))
         fwd = (blocks + windows - 1) * state  # one fp32 state per block, and the checkpoints
     bwd = 2 * size * per_chunk + (2 * state if windows > 1 else 0)
+    if pick_bwd_mode(bwd_mode) == "block" and bwd_block_supported(dk, dv):
+        nv = KernelConfig.make(dk, dv, dtype, chunk_size).nv
+        bwd = 2 * block_count(n_chunks, pick_block_chunks(n_chunks, heads, nv, block_chunks)) * state
     return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}[mode]
