@@ -8,12 +8,10 @@ Small `block_chunks` and `chunk_size` put block starts, sequence starts and sequ
 relative position with N <= 1024.
 """
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
+import sm90_aot
 import torch
 
 from vsuite_kernels.lightning import lightning_attn_naive
@@ -323,26 +321,13 @@ def test_workspace_at_the_issue_shape(monkeypatch):
 
 
 _AOT_SCRIPT = r"""
-import os, re, subprocess, tempfile
-import torch, triton
-from triton.backends.compiler import GPUTarget
-from triton.backends.nvidia.compiler import get_ptxas
-from triton.compiler import ASTSource
+import torch
+from sm90_aot import compile_kernel, ptxas_report
 from vsuite_kernels.lightning import triton_fwd, triton_bwd_block as bb
 from vsuite_kernels.lightning.triton_fwd_block import block_tile_k
 
 SCALARS = dict(T="i32", H="i32", G="i32", NB="i32", NBLK="i32", scale="fp32")
 STATES = ("slopes", "h0", "hb", "dht", "dhb", "dh0")
-
-def ptxas_report(ptx):
-    with tempfile.TemporaryDirectory() as d:
-        src = os.path.join(d, "k.ptx")
-        open(src, "w").write(ptx)
-        r = subprocess.run([get_ptxas(90).path, "-v", "-arch=sm_90a", src, "-o", os.path.join(d, "k.o")],
-                           capture_output=True, text=True)
-    regs = re.search(r"Used (\d+) registers", r.stderr)
-    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
-    return (int(regs.group(1)), int(spill.group(1)), int(spill.group(2))) if regs and spill else r.stderr[-300:]
 
 for dtype, dk, dv, varlen, prec in [("bf16", 128, 128, False, "tf32x3"), ("bf16", 64, 64, False, "tf32x3"),
                                     ("fp16", 96, 48, True, "tf32x3"), ("fp32", 128, 64, True, "tf32"),
@@ -360,17 +345,10 @@ for dtype, dk, dv, varlen, prec in [("bf16", 128, 128, False, "tf32x3"), ("bf16"
             (bb._bblk_dv_kernel, bb.walk_warps(cfg, dkp, bv), dict(DKP=dkp, BV=bv))]:
         consts = dict(DK=dk, DV=dv, C=cfg.chunk, IS_VARLEN=varlen, LOWP=cfg.lowp, PREC=cfg.prec, USE_H0=True,
                       USE_DHT=True, STORE_DH0=True, **tiles)
-        if not varlen:
-            consts.update(cu=None, chunk_off=None, chunk_seq=None)
-        consts = {n: v for n, v in consts.items() if n in fn.arg_names}
-        sig = {n: "constexpr" if n in consts else SCALARS.get(n) or
-               ("*fp32" if n in STATES else "*i32" if n in ("cu", "chunk_off", "chunk_seq") else "*" + dtype)
-               for n in fn.arg_names}
-        k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
-                           options=dict(num_warps=warps, num_stages=bb.WALK_STAGES))
+        k = compile_kernel(fn, consts, dtype, scalars=SCALARS, states=STATES, warps=warps, stages=bb.WALK_STAGES)
         if dtype == "bf16" and dk == dv and dk in (64, 128):
             print(f"ptxas D={dk} bf16 {fn.__name__} warps={warps} (registers, spill stores, spill loads) =",
-                  ptxas_report(k.asm["ptx"]), flush=True)
+                  ptxas_report(k), flush=True)
 print("compiled")
 """
 
@@ -379,10 +357,6 @@ def test_block_bwd_kernels_compile_for_sm90():
     """Ahead-of-time compile (no GPU needed: triton ships ptxas) of the five block-backward kernels
     for sm_90: bf16/fp16 tensor-core operands, both fp32 dot precisions, varlen on and off, small
     head dims. Prints ptxas's register/spill report for bf16 at D = 64 and 128 (pytest -s)."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    r = subprocess.run([sys.executable, "-c", _AOT_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
-    if r.returncode != 0 and ("ptxas" in r.stderr and "not found" in r.stderr.lower()):
-        pytest.skip("this triton build has no CUDA toolchain")
-    assert r.returncode == 0 and "compiled" in r.stdout, r.stderr[-4000:]
-    print(r.stdout)
-    assert len(re.findall(r"^ptxas D=", r.stdout, re.M)) == 10, r.stdout
+    out = sm90_aot.run(_AOT_SCRIPT)
+    print(out)
+    assert len(re.findall(r"^ptxas D=", out, re.M)) == 10, out
