@@ -2,7 +2,8 @@
 
 Forward (triton_fwd.py): per state window, the window's chunk states h_c, then its chunks'
 outputs in parallel; or, with fwd_mode="block" (triton_fwd_block.py), one state per block of
-chunks and output programs that carry the state through their block in registers. Backward (triton_bwd.py): per window in reverse, recompute h_c from the
+chunks and output programs that carry the state through their block in registers.
+Backward (triton_bwd.py): per window in reverse, recompute h_c from the
 window's checkpoint, a reverse pass for the state gradients dh_c (seeded with the upstream
 gradient of the final state), then dq, dk, dv in parallel over the window's chunks; or, with
 bwd_mode="block" (triton_bwd_block.py), one state and one state gradient per block of chunks and
