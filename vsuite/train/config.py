@@ -4,8 +4,9 @@ Notable:
   - `steps` counts optimizer updates; one update = `grad_accum` micro-batches on every rank, so the
     global batch is data.batch_size x grad_accum x world size.
   - `optimizer`: AdamW (the language models) or SGD with momentum (the official LVT recipes).
-  - The learning rate warms up linearly (from `warmup_start_lr`) to `lr` over `warmup_steps`, then (schedule = "cosine") follows
-    a cosine down to `lr * min_lr_ratio` at `steps`; also "inverse_sqrt", "constant" and "linear" (vsuite.train.schedule).
+  - The learning rate warms up linearly (from `warmup_start_lr`) to `lr` over `warmup_steps`, then
+    (schedule = "cosine") follows a cosine down to `lr * min_lr_ratio` at `steps`; also "inverse_sqrt",
+    "constant" and "linear" (vsuite.train.schedule).
     A `warmup_steps` above `steps` (a short try of a long recipe) is clamped to `steps` with a one-line warning.
   - `dtype = "auto"`: bf16 autocast on CUDA (fp32 master weights), fp32 on the CPU.
   - `parallel = "auto"`: DDP when launched with several processes (torchrun), else one process;
