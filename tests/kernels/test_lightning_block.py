@@ -13,6 +13,7 @@ import re
 import pytest
 import sm90_aot
 import torch
+from lightning_cases import cu_seqlens, lightning_inputs, spy_on
 
 from vsuite_kernels.lightning import lightning_attn_naive
 from vsuite_kernels.lightning.buffers import poison, record
@@ -24,21 +25,8 @@ pytestmark = pytest.mark.triton
 EXACT = 1e-5  # block vs chunk forward, fp32: the same sums in another order (seen: ~1e-7)
 
 
-def _inputs(B, H, N, Dk, Dv, dtype=torch.float32, *, h0=True, decay=True, n_states=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    S = n_states or B
-    q = (torch.randn(B, H, N, Dk, generator=g) / Dk**0.25).to(dtype)
-    k = (torch.randn(B, H, N, Dk, generator=g) / Dk**0.25).to(dtype)
-    v = torch.randn(B, H, N, Dv, generator=g).to(dtype)
-    slopes = torch.rand(H, generator=g) * 0.5 + 0.01 if decay else torch.zeros(H)
-    init = torch.randn(S, H, Dk, Dv, generator=g) * 0.3 if h0 else None
-    do = torch.randn(B, H, N, Dv, generator=g).to(dtype)
-    dht = torch.randn(S, H, Dk, Dv, generator=g)
-    return q, k, v, slopes, init, do, dht
-
-
-def _cu(lengths):
-    return torch.tensor([0, *torch.tensor(lengths, dtype=torch.long).cumsum(0).tolist()], dtype=torch.int32)
+def _inputs(B, H, N, Dk, Dv, dtype=torch.float32, *, decay=True, **kw):
+    return lightning_inputs(B, H, N, Dk, Dv, dtype, slopes="rand" if decay else "zero", **kw)
 
 
 def _setup(q, k, v, init, cu, chunk, window):
@@ -123,7 +111,7 @@ def test_block_forward_equals_chunk_forward(B, H, N, Dk, Dv, h0, chunk, window, 
 ])
 def test_block_forward_varlen(lengths, chunk, window, nb):
     q, k, v, slopes, init, _, _ = _inputs(1, 2, sum(lengths), 8, 16, n_states=len(lengths), seed=1)
-    out, win = both_forwards(q, k, v, slopes, init, cu=_cu(lengths), chunk=chunk, window=window, nb=nb)
+    out, win = both_forwards(q, k, v, slopes, init, cu=cu_seqlens(lengths), chunk=chunk, window=window, nb=nb)
     check_same(out, win)
     if win.count > 1:
         assert (~torch.isnan(out["block"][2])).any()  # some checkpoint is really compared
@@ -172,7 +160,7 @@ def test_block_fwd_bwd_guarded(B, H, N, Dk, Dv, window, nb):
 def test_block_fwd_bwd_varlen_guarded():
     lengths = (5, 0, 40, 3, 70, 0)
     inputs = _inputs(1, 2, sum(lengths), 8, 16, n_states=len(lengths), seed=1)
-    _run_guarded(*inputs, cu_seqlens=_cu(lengths), chunk_size=16, state_window=3, block_chunks=2)
+    _run_guarded(*inputs, cu_seqlens=cu_seqlens(lengths), chunk_size=16, state_window=3, block_chunks=2)
 
 
 def test_block_fwd_bwd_bf16_guarded():
@@ -186,18 +174,11 @@ def test_block_fwd_bwd_bf16_guarded():
 
 @pytest.fixture
 def block_calls(monkeypatch):
+    """The chunks per block of every block-forward launch."""
     from vsuite_kernels.lightning import triton_op
 
-    calls = []
-    original = triton_op.lightning_forward_block
-
-    def spy(*args, **kwargs):
-        calls.append(args[-1])  # chunks per block
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(triton_op, "lightning_forward_block", spy)
     monkeypatch.delenv("VSUITE_LIGHTNING_FWD", raising=False)
-    return calls
+    return spy_on(monkeypatch, triton_op, "lightning_forward_block")
 
 
 def _call(q, k, v, slopes, **kw):
@@ -262,7 +243,7 @@ def test_workspace_formula_matches_allocations(lengths, window, nb):
 
     B, H, Dk, Dv, chunk, N, cu = 2, 3, 24, 40, 16, 90, None
     if lengths is not None:
-        B, N, cu = 1, sum(lengths), _cu(lengths)
+        B, N, cu = 1, sum(lengths), cu_seqlens(lengths)
     q, k, v, slopes, init, do, dht = _inputs(B, H, N, Dk, Dv, n_states=len(lengths or [0] * B))
     xs = [t.requires_grad_() for t in (q, k, v)]
     with record() as fwd_log:

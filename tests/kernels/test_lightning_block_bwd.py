@@ -13,6 +13,7 @@ import re
 import pytest
 import sm90_aot
 import torch
+from lightning_cases import cu_seqlens, lightning_inputs, spy_on
 
 from vsuite_kernels.lightning import lightning_attn_naive
 from vsuite_kernels.lightning.buffers import poison, record
@@ -25,25 +26,11 @@ EXACT = 1e-5  # block vs chunk backward, fp32 (seen: ~1e-7)
 REF = 1e-4  # vs the float64 reference
 
 
-def _inputs(B, H, N, Dk, Dv, dtype=torch.float32, *, h0=True, n_states=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    S = n_states or B
-    q = (torch.randn(B, H, N, Dk, generator=g) / Dk**0.25).to(dtype)
-    k = (torch.randn(B, H, N, Dk, generator=g) / Dk**0.25).to(dtype)
-    v = torch.randn(B, H, N, Dv, generator=g).to(dtype)
+def _inputs(B, H, N, Dk, Dv, dtype=torch.float32, **kw):
     # Small decays (head 0: none), so gradients carried across whole blocks stay well above the
     # tolerance: with slopes ~0.3 they shrink by exp(-0.3 * 32) per block of 2 x 16 tokens, and a
     # wrong block carry went unseen.
-    slopes = torch.rand(H, generator=g) * 0.03
-    slopes[0] = 0.0
-    init = torch.randn(S, H, Dk, Dv, generator=g) * 0.3 if h0 else None
-    do = torch.randn(B, H, N, Dv, generator=g).to(dtype)
-    dht = torch.randn(S, H, Dk, Dv, generator=g)
-    return q, k, v, slopes, init, do, dht
-
-
-def _cu(lengths):
-    return torch.tensor([0, *torch.tensor(lengths, dtype=torch.long).cumsum(0).tolist()], dtype=torch.int32)
+    return lightning_inputs(B, H, N, Dk, Dv, dtype, slopes="small", **kw)
 
 
 def _reference(q, k, v, slopes, init, do, dht, cu=None, scale=0.8):
@@ -137,7 +124,7 @@ def test_block_backward_equals_chunk_backward(B, H, N, Dk, Dv, h0, dht, chunk, n
 ])
 def test_block_backward_varlen(lengths, nb, dht):
     q, k, v, slopes, init, do, d_ht = _inputs(1, 2, sum(lengths), 8, 16, n_states=len(lengths), seed=1)
-    check(q, k, v, slopes, init, do, d_ht if dht else None, cu=_cu(lengths), nb=nb)
+    check(q, k, v, slopes, init, do, d_ht if dht else None, cu=cu_seqlens(lengths), nb=nb)
 
 
 def test_block_backward_small_windows():
@@ -178,7 +165,7 @@ def test_op_fwd_bwd_guarded(fwd):
 def test_op_varlen_guarded():
     lengths = (5, 0, 40, 3, 70, 0)
     inputs = _inputs(1, 2, sum(lengths), 8, 16, n_states=len(lengths), seed=1)
-    _run_guarded(*inputs, cu_seqlens=_cu(lengths), chunk_size=16, fwd_mode="block", block_chunks=2)
+    _run_guarded(*inputs, cu_seqlens=cu_seqlens(lengths), chunk_size=16, fwd_mode="block", block_chunks=2)
 
 
 def test_op_bf16_guarded():
@@ -197,19 +184,12 @@ def test_bf16_launchers_agree():
 
 @pytest.fixture
 def block_bwd_calls(monkeypatch):
+    """The chunks per block of every block-backward launch."""
     from vsuite_kernels.lightning import triton_op
 
-    calls = []
-    original = triton_op.lightning_backward_block
-
-    def spy(*args, **kwargs):
-        calls.append(args[-1])  # chunks per block
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(triton_op, "lightning_backward_block", spy)
     monkeypatch.delenv("VSUITE_LIGHTNING_BWD", raising=False)
     monkeypatch.delenv("VSUITE_LIGHTNING_FWD", raising=False)
-    return calls
+    return spy_on(monkeypatch, triton_op, "lightning_backward_block")
 
 
 def _grads(q, k, v, slopes, init, do, dht, **kw):
@@ -281,7 +261,7 @@ def test_workspace_formula_matches_allocations(lengths, fwd, nb):
 
     B, H, Dk, Dv, chunk, N, cu = 2, 3, 24, 40, 16, 90, None
     if lengths is not None:
-        B, N, cu = 1, sum(lengths), _cu(lengths)
+        B, N, cu = 1, sum(lengths), cu_seqlens(lengths)
     q, k, v, slopes, init, do, dht = _inputs(B, H, N, Dk, Dv, n_states=len(lengths or [0] * B))
     xs = [t.requires_grad_() for t in (q, k, v)]
     with record() as fwd_log:

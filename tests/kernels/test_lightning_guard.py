@@ -15,6 +15,7 @@ allocate, stay under 1 GiB at B1 H32 N64K D128 bf16 and grow no faster than q, k
 
 import pytest
 import torch
+from lightning_cases import cu_seqlens, lightning_inputs
 
 from vsuite_kernels.lightning import lightning_attn_naive
 from vsuite_kernels.lightning.buffers import alloc, poison, record
@@ -32,17 +33,8 @@ def _triton():
     return lightning_attn_triton
 
 
-def _inputs(B, H, N, Dk, Dv, dtype, *, decay=True, h0=True, n_states=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    S = n_states or B
-    q = (torch.randn(B, H, N, Dk, generator=g) / Dk**0.25).to(dtype)
-    k = (torch.randn(B, H, N, Dk, generator=g) / Dk**0.25).to(dtype)
-    v = torch.randn(B, H, N, Dv, generator=g).to(dtype)
-    slopes = torch.rand(H, generator=g) * 0.5 + 0.01 if decay else None
-    init = torch.randn(S, H, Dk, Dv, generator=g) * 0.3 if h0 else None
-    do = torch.randn(B, H, N, Dv, generator=g).to(dtype)
-    dht = torch.randn(S, H, Dk, Dv, generator=g)
-    return q, k, v, slopes, init, do, dht
+def _inputs(B, H, N, Dk, Dv, dtype, *, decay=True, **kw):
+    return lightning_inputs(B, H, N, Dk, Dv, dtype, slopes="rand" if decay else None, **kw)
 
 
 def run_guarded(q, k, v, slopes, init, do, dht, *, cu_seqlens=None, **kw):
@@ -107,7 +99,7 @@ def test_guarded_fp32(B, H, N, Dk, Dv, decay, h0, window):
     ((0, 33, 0, 16, 17), 16, 1),  # one chunk per window, empty first sequence
 ])
 def test_guarded_varlen(lengths, chunk, window):
-    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    cu = cu_seqlens(lengths)
     inputs = _inputs(1, 2, sum(lengths), 8, 16, torch.float32, n_states=len(lengths), seed=1)
     run_guarded(*inputs, cu_seqlens=cu, chunk_size=chunk, state_window=window)
 
@@ -193,7 +185,7 @@ def test_workspace_formula_matches_allocations(lengths, window):
     cu = None
     if lengths is not None:
         B, N = 1, sum(lengths)
-        cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+        cu = cu_seqlens(lengths)
     else:
         N = 90
     q, k, v, slopes, init, do, dht = _inputs(B, H, N, Dk, Dv, torch.float32, n_states=len(lengths or [0] * B))

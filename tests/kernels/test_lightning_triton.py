@@ -13,6 +13,7 @@ interpreter never sees.
 import pytest
 import sm90_aot
 import torch
+from lightning_cases import cu_seqlens, lightning_inputs
 
 from vsuite_kernels.lightning import lightning_attn, lightning_attn_naive
 from vsuite_kernels.testing import assert_close
@@ -29,18 +30,8 @@ def _triton():
     return lightning_attn_triton
 
 
-def make_inputs(B, H, N, Dk, Dv, dtype, *, decay=True, h0=True, n_states=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(B, H, N, Dk, generator=g) / Dk**0.25
-    k = torch.randn(B, H, N, Dk, generator=g) / Dk**0.25
-    v = torch.randn(B, H, N, Dv, generator=g)
-    slopes = torch.rand(H, generator=g) * 0.5 + 0.01 if decay else None
-    init = torch.randn(n_states or B, H, Dk, Dv, generator=g) * 0.3 if h0 else None
-    do = torch.randn(B, H, N, Dv, generator=g)
-    dht = torch.randn(n_states or B, H, Dk, Dv, generator=g)
-    to = lambda t, dt: None if t is None else t.to(DEVICE, dt)  # noqa: E731
-    return (to(q, dtype), to(k, dtype), to(v, dtype), to(slopes, torch.float32), to(init, torch.float32),
-            to(do, dtype), to(dht, torch.float32))
+def make_inputs(B, H, N, Dk, Dv, dtype, *, decay=True, **kw):
+    return lightning_inputs(B, H, N, Dk, Dv, dtype, slopes="rand" if decay else None, device=DEVICE, **kw)
 
 
 def run_both(q, k, v, slopes, init, do, dht, *, scale=1.0, cu_seqlens=None, **kw):
@@ -104,7 +95,7 @@ def test_matches_naive_low_precision(dtype, N, Dk, Dv):
     ((5, 0, 64, 3), torch.float32),  # an empty sequence: its final state is its initial state
 ])
 def test_varlen(lengths, dtype):
-    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device=DEVICE)
+    cu = cu_seqlens(lengths, DEVICE)
     inputs = make_inputs(1, 2, sum(lengths), 32, 48, dtype, n_states=len(lengths), seed=1)
     check_all(run_both(*inputs, cu_seqlens=cu), RATIO[dtype])
 
