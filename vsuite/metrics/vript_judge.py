@@ -184,13 +184,12 @@ class TransformersJudge:
 def load_judge(folder, *, name: str, device, dtype, max_new_tokens: int = 512) -> TransformersJudge:
     """AutoTokenizer + AutoModelForCausalLM from a local model folder (the task resolves Hub ids to folders);
     never trust_remote_code. ModelNotFoundError (exit 4) when it does not load as a causal LM."""
-    from ..errors import ModelNotFoundError
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    from ..errors import ModelNotFoundError
+    from ..hub import quiet_loading
+
+    quiet_loading(errors_only=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)

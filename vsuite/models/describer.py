@@ -41,9 +41,9 @@ def load_describer(model: str, device: str = "auto"):
                                  "(model_type \"avlformer\") from `vsuite finetune` with kind = \"describe\"")
     if not (folder / "tokenizer_config.json").is_file():
         raise ModelNotFoundError(f"{folder} has no tokenizer (tokenizer_config.json); save it beside the weights")
-    from transformers.utils import logging as hf_logging
+    from ..hub import quiet_loading
 
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr (the commands print their own lines)
+    quiet_loading()
     dev = resolve_device(device)
     net = AvlformerForDescription.from_pretrained(folder, dtype=torch.float32).to(dev).eval()
     return net, AutoTokenizer.from_pretrained(folder), folder

@@ -65,9 +65,9 @@ def load_segmenter(folder: Path, device):
     from . import avs  # noqa: F401  (registers model_type "vsuite_avs")
     from .avs import AVSModel
 
-    from transformers.utils import logging as hf_logging
+    from ..hub import quiet_loading
 
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr (the commands print their own lines)
+    quiet_loading()
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # denormal activations are ~100x slower on x86 CPUs
     try:

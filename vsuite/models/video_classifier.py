@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ModelNotFoundError
+from ..hub import quiet_loading
 from .config_fields import check_config_fields, config_class
 
 
@@ -40,13 +41,6 @@ class ClassifyModelConfig(BaseModel):
             raise ValueError(f"{', '.join(labels)} come from the training list; remove them from [model.config]")
         check_config_fields(cls, self.model_type, self.config)
         return self
-
-
-def quiet_loading() -> None:
-    """No "Loading weights" progress bar from transformers on stderr (vsuite prints its own lines)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def model_folder(ref: str) -> Path:

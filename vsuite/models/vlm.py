@@ -96,10 +96,10 @@ class VideoLM:
         dev = resolve_device(device) if isinstance(device, str) else device
         torch_dtype = resolve_dtype(dtype, dev) if isinstance(dtype, str) else dtype
         from transformers import AutoModelForImageTextToText, AutoProcessor
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+        from ..hub import quiet_loading
+
+        quiet_loading(errors_only=True)
         try:
             processor = AutoProcessor.from_pretrained(folder)
             model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch_dtype)

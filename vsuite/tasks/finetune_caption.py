@@ -350,8 +350,7 @@ def run(recipe, *, resume: str = "auto"):
             folder = save_vlm(final, vlm.processor, out_dir / "model", extra_files=record)
             recipe.write(folder / "recipe.toml")
             if result.losses:
-                log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}; "
-                    f"model (adapters merged) in {folder}")
+                log(result.done_line(f"model (adapters merged) in {folder}"))
             sys.stdout.write(f"{folder}\n")
             sys.stdout.flush()
         return result

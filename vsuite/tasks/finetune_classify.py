@@ -120,8 +120,7 @@ def run(recipe, *, resume: str = "auto"):
                      save_extra=pre.save)
         if env.is_main:
             if result.losses:
-                log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} in "
-                    f"{result.elapsed:.1f}s; metrics in {out_dir / 'metrics.jsonl'}")
+                log(result.done_line(f"metrics in {out_dir / 'metrics.jsonl'}"))
             if result.checkpoint is not None:
                 sys.stdout.write(f"{result.checkpoint}\n")
                 sys.stdout.flush()

@@ -311,8 +311,7 @@ def run(recipe, *, resume: str = "auto"):
             folder = save_describe_model(model, tokenizer, out_dir / "model", data.lang)
             recipe.write(folder / "recipe.toml")
             if result.losses:
-                log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} in "
-                    f"{result.elapsed:.1f}s; model in {folder}")
+                log(result.done_line(f"model in {folder}"))
             record = keeper.chosen()
             if record is not None:
                 log(f"best on {record['subset']}: step {record['step']}, CIDEr {record['scores']['cider']:.4f} "

@@ -202,8 +202,7 @@ def run(recipe, *, resume: str = "auto"):
         result = fit(train, model, batches, recipe, out_dir=out_dir, resume=resume, env=env, eval_fn=eval_fn)
         if env.is_main:
             if result.losses:
-                log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} in "
-                    f"{result.elapsed:.1f}s; metrics in {out_dir / 'metrics.jsonl'}")
+                log(result.done_line(f"metrics in {out_dir / 'metrics.jsonl'}"))
             record = keeper.chosen()
             chosen = keeper.folder if record is not None else result.checkpoint
             if chosen is not None:

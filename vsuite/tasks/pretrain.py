@@ -147,8 +147,7 @@ def _describe(recipe, model, tokenizer, tokens, batches, env, out_dir) -> None:
 
 def _summary(result, out_dir: Path) -> None:
     if result.losses:
-        log(f"done: step {result.step}, loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f} "
-            f"in {result.elapsed:.1f}s; metrics in {out_dir / 'metrics.jsonl'}")
+        log(result.done_line(f"metrics in {out_dir / 'metrics.jsonl'}"))
     if result.rank_checksums and len(result.rank_checksums) > 1:
         same = len(set(result.rank_checksums)) == 1
         log(f"{len(result.rank_checksums)} ranks {'agree on' if same else 'DISAGREE on'} the final weights "

@@ -51,6 +51,11 @@ class TrainResult:
     resumed_from: Path | None = None
     rank_checksums: list[float] = field(default_factory=list)
 
+    def done_line(self, where: str) -> str:
+        """"done: step N, loss a -> b in Xs; <where>", the closing log line of every training command."""
+        loss = f", loss {self.losses[0]:.4f} -> {self.losses[-1]:.4f}" if self.losses else ""
+        return f"done: step {self.step}{loss} in {self.elapsed:.1f}s; {where}"
+
 
 def parameter_summary(model) -> str:
     """"12.34M parameters (5.67M trained)": the size line every finetune logs before it starts."""

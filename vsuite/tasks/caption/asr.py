@@ -105,10 +105,10 @@ def voiceover(plan, model_ref: str, transcribe_fn=None) -> Transcript:
 
 def _load(folder: Path, device):
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    from ...hub import quiet_loading
+
+    quiet_loading(errors_only=True)
     try:
         processor = AutoProcessor.from_pretrained(folder)
         model = AutoModelForSpeechSeq2Seq.from_pretrained(folder).to(device).eval()
