@@ -193,12 +193,17 @@ def test_lr_scale_trains_a_part_at_a_fraction_of_the_lr(tmp_path):
     assert not torch.equal(after["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
 
 
-def test_lr_scale_key_matching_nothing_is_a_recipe_error():
+def test_lr_scale_key_matching_nothing_is_a_recipe_error(tmp_path):
     from vsuite.errors import RecipeError
     from vsuite.train.loop import _optimizer
 
     with pytest.raises(RecipeError, match="no trainable parameter name contains 'swin.'"):
         _optimizer(tiny_llama(), config(lr_scale={"swin.": 0.05}))
+    out = tmp_path / "run"
+    with pytest.raises(RecipeError):  # refused before the run folder exists
+        fit(config(lr_scale={"swin.": 0.05}), tiny_llama(), tiny_data(), out_dir=out, resume="auto",
+            loss_fn=shifted_causal_lm_loss)
+    assert not out.exists()
 
 
 def test_stop_file_saves_writes_the_marker_and_exits_75_or_0_under_torchrun(tmp_path, monkeypatch):

@@ -213,8 +213,10 @@ def best_files(tokenizer, lang: str, recipe) -> dict:
 def save_describe_model(model, tokenizer, folder: Path, lang: str) -> Path:
     """The model + tokenizer (+ vsuite_describe.json) as one Hugging Face folder, written atomically."""
     from ..hub import save_model
+    from ..train.checkpoint import quiet
 
-    return save_model(model, folder, extra_files={**tokenizer_files(tokenizer), RECORD_FILE: describe_record(lang)})
+    with quiet():  # no "Writing model shards" bar in the training log
+        return save_model(model, folder, extra_files={**tokenizer_files(tokenizer), RECORD_FILE: describe_record(lang)})
 
 
 def validation_clips(root: Path, data):

@@ -281,11 +281,11 @@ def fit(config: TrainConfig, model: nn.Module, data, recipe=None, *, out_dir: st
     env = env or D.init(config.device)
     _set_determinism(config, env.device)
     run = _Run(config, model, data, recipe, out_dir, env, eval_fn, loss_fn, save_extra)
+    resumed = run.resume(resume)
+    run.prepare()  # wrapping and the optimizer may still refuse the recipe (train.lr_scale): before any folder exists
     if env.is_main:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         S.clear_marker(run.out_dir)  # a marker from an earlier stop would make the job script requeue again
-    resumed = run.resume(resume)
-    run.prepare()
     if resumed is not None:
         C.load_train_state(env, resumed, run.wrapped, run.optimizer)
     else:  # the model was built under the same seed everywhere; from here each rank draws its own stream
