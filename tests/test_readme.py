@@ -36,6 +36,34 @@ def test_every_skip_marker_has_a_reason_and_a_block():
     assert any(b.skip is None for b in BLOCKS), "no README block runs"
 
 
+def test_each_section_runs_in_its_own_folder_in_order(tmp_path, monkeypatch):
+    """Blocks share files within a `## ` section (a later one uses what an earlier one wrote), never across
+    sections, and each block runs once however often it is asked for."""
+    import readme_blocks
+
+    text = ("## One\n```bash\necho one > made.txt\n```\n## Two\n```bash\ntest ! -e made.txt; echo two\n```\n"
+            "## One again is another section\n```bash\ncat made.txt\n```\n")
+    blocks = bash_blocks(text)
+    assert [b.section for b in blocks] == ["One", "Two", "One again is another section"]
+    text = text.replace("## One again is another section\n", "")
+    blocks = bash_blocks(text)
+    assert [b.section for b in blocks] == ["One", "Two", "Two"]
+    blocks[2].section = "One"  # the third block, back in the first section, reads what the first one wrote
+    monkeypatch.setattr(readme_blocks, "BLOCKS", blocks)
+    def new_workspace():
+        folder = tmp_path / f"ws{len(list(tmp_path.glob('ws*')))}"
+        folder.mkdir()
+        return folder
+
+    (tmp_path / "bin").mkdir()
+    run = readme_blocks.ReadmeRun(new_workspace, readme_block_env(tmp_path / "bin"))
+    assert run.result(blocks[1]).stdout == "two\n" and run.result(blocks[1]).returncode == 0
+    third = run.result(blocks[2])
+    assert third.returncode == 0 and third.stdout == "one\n", third.stderr
+    assert run.workspace(blocks[0]) == run.workspace(blocks[2]) != run.workspace(blocks[1])
+    assert sorted(run.results) == [b.line for b in blocks]
+
+
 @pytest.fixture(scope="module")
 def block_env(tmp_path_factory) -> dict[str, str]:
     return readme_block_env(tmp_path_factory.mktemp("readme-bin"))

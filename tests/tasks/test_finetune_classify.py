@@ -17,12 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
-def test_tiny_lvt_learns_left_versus_right(readme_run, tmp_path):
+@pytest.mark.readme_block("finetune/lvt-tiny-cpu")
+def test_tiny_lvt_learns_left_versus_right(readme_run, readme_workspace, tmp_path):
     """The README's tiny run (bar videos, finetune/lvt-tiny-cpu, eval, classify), checked here instead of trained
     twice."""
-    from readme_blocks import BLOCKS
+    from readme_blocks import block_with
 
-    workspace = readme_run.after("finetune/lvt-tiny-cpu")
+    workspace = readme_workspace
     data, out = workspace / "data" / "bars", workspace / "runs" / "lvt-tiny-cpu"
     final = out / "checkpoints" / "step-00000150"
     assert (final / "video_preprocessor_config.json").is_file() and (final / "recipe.toml").is_file()
@@ -40,8 +41,7 @@ def test_tiny_lvt_learns_left_versus_right(readme_run, tmp_path):
 
     # the README block's last command: `vsuite classify data/bars/videos/test_left_000.mp4 --model runs/lvt-tiny-cpu`
     # (a run folder) printed the held-out video's top-2, "left" first
-    block = next(b for b in BLOCKS if "finetune/lvt-tiny-cpu" in b.code and not b.skip)
-    lines = readme_run.result(block).stdout.strip().splitlines()
+    lines = readme_run.result(block_with("finetune/lvt-tiny-cpu")).stdout.strip().splitlines()
     assert lines[-2].split()[:2] == ["1", "left"], lines
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import assert_one_line_error, run_vsuite
 
 from vsuite.data.favd_synthetic import SOUNDS, make_favd_synthetic
@@ -23,11 +24,12 @@ def _wrong_words(text: str, colour: str, direction: str, pitch: str) -> list[str
     return [w for w in others if w in words]
 
 
-def test_tiny_avlformer_describes_colour_direction_and_sound(readme_run, capsys):
+@pytest.mark.readme_block("finetune/favd-tiny-cpu")
+def test_tiny_avlformer_describes_colour_direction_and_sound(readme_workspace, capsys):
     """The README's tiny run (8 synthetic clips, finetune/favd-tiny-cpu), checked here instead of trained twice."""
     from vsuite.data.favdbench import load_favdbench, split_description
 
-    workspace = readme_run.after("finetune/favd-tiny-cpu")
+    workspace = readme_workspace
     data, out = workspace / "data" / "favd-synth", workspace / "runs" / "favd-tiny-cpu"
     model = out / "model"
     assert (model / "tokenizer_config.json").is_file()

@@ -27,7 +27,8 @@ def _stdout(capsys, argv: list[str]) -> str:
     return captured.out
 
 
-def test_tiny_segmenter_learns_which_square_beeps(readme_run, tmp_path, capsys, one_thread):
+@pytest.mark.readme_block("finetune/avs-tiny-cpu")
+def test_tiny_segmenter_learns_which_square_beeps(readme_workspace, tmp_path, capsys, one_thread):
     """The README's tiny run (synthetic S4 set, finetune/avs-tiny-cpu, a new video segmented), checked here
     instead of trained twice."""
     from PIL import Image
@@ -35,7 +36,7 @@ def test_tiny_segmenter_learns_which_square_beeps(readme_run, tmp_path, capsys, 
     from helpers import check_results_schema, check_samples_file
     from vsuite.data.avs_synthetic import render_mask, write_synthetic_avs_video
 
-    workspace = readme_run.after("finetune/avs-tiny-cpu")
+    workspace = readme_workspace
     data, run = workspace / "data" / "avs-synthetic", workspace / "runs" / "avs-tiny-cpu"
     best = run / "best"  # the checkpoint selected on val, not the last one
     record = json.loads((best / "best.json").read_text())
