@@ -64,6 +64,17 @@ def test_each_section_runs_in_its_own_folder_in_order(tmp_path, monkeypatch):
     assert sorted(run.results) == [b.line for b in blocks]
 
 
+def test_ci_runs_the_readmes_setup_and_test_commands():
+    """`.ci/run` must install exactly as the README says and run the README's test command: every line of the
+    Setup and Tests blocks is a line of it (HF_HUB_OFFLINE=1 is exported there once)."""
+    ci = {line.strip() for line in (README.parent / ".ci" / "run").read_text().splitlines()}
+    for section in ("Setup", "Tests"):
+        (block,) = [b for b in BLOCKS if b.section == section]
+        for line in filter(None, (raw.strip() for raw in block.code.splitlines())):
+            assert line.removeprefix("HF_HUB_OFFLINE=1 ") in ci, f".ci/run lacks the README's {section} line {line!r}"
+    assert "export HF_HUB_OFFLINE=1" in ci
+
+
 @pytest.fixture(scope="module")
 def block_env(tmp_path_factory) -> dict[str, str]:
     return readme_block_env(tmp_path_factory.mktemp("readme-bin"))
