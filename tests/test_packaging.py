@@ -1,5 +1,8 @@
 """The hand-written package list in pyproject.toml covers every package folder."""
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -72,3 +75,27 @@ def test_blocked_import_catches_an_import_of_vsuite(tmp_path):
     script = BLOCKED_IMPORT.split("import torch")[0] + "import vsuite_kernels_probe\n"
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode != 0 and "vsuite_kernels imported vsuite" in proc.stderr, proc.stderr
+
+
+def test_no_submodule_shadows_a_name_its_package_exports():
+    """Importing `pkg.name` rebinds `pkg.name` to the module: a submodule named like a function its package exports
+    (vsuite.media.sample_clips, once) breaks every later caller of that function in the process."""
+    code = '''
+import importlib, pkgutil, types, vsuite
+bad = []
+for info in pkgutil.walk_packages(vsuite.__path__, "vsuite."):
+    if not info.ispkg:
+        continue
+    pkg = importlib.import_module(info.name)
+    for sub in pkgutil.iter_modules(pkg.__path__):
+        before = vars(pkg).get(sub.name)
+        if before is not None and not isinstance(before, types.ModuleType):
+            importlib.import_module(f"{info.name}.{sub.name}")
+            if vars(pkg)[sub.name] is not before:
+                bad.append(f"{info.name}.{sub.name}")
+print(" ".join(bad))
+'''
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "", f"submodules shadowing their package's exports: {r.stdout.strip()}"

