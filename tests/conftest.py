@@ -29,15 +29,19 @@ def _readme_group(item) -> str | None:
     """The xdist group of a test that reads the README run: its block's `## ` section."""
     if "readme_run" not in getattr(item, "fixturenames", ()):
         return None
+    block = getattr(item, "callspec", None) and item.callspec.params.get("block")
+    block = block or _marked_block(item)
+    return "readme-" + re.sub(r"[^a-z0-9]+", "-", block.section.lower())[:32].strip("-")  # it ends node ids
+
+
+def _marked_block(item):
+    """The README block named by the test's `@pytest.mark.readme_block(needle)`."""
     from readme_blocks import block_with
 
-    block = getattr(item, "callspec", None) and item.callspec.params.get("block")
-    if block is None:
-        marker = item.get_closest_marker("readme_block")
-        if marker is None:
-            raise pytest.UsageError(f"{item.nodeid} reads the README run: mark it @pytest.mark.readme_block(needle)")
-        block = block_with(marker.args[0])
-    return "readme-" + re.sub(r"[^a-z0-9]+", "-", block.section.lower())[:32].strip("-")  # it ends node ids
+    marker = item.get_closest_marker("readme_block")
+    if marker is None:
+        raise pytest.UsageError(f"{item.nodeid} reads the README run: mark it @pytest.mark.readme_block(needle)")
+    return block_with(marker.args[0])
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
@@ -74,9 +78,7 @@ def readme_run(tmp_path_factory):
 def readme_workspace(request, readme_run):
     """The workspace of the README section whose block contains the test's `readme_block` needle, after that
     block ran (and succeeded)."""
-    marker = request.node.get_closest_marker("readme_block")
-    assert marker is not None, "mark the test @pytest.mark.readme_block(needle)"
-    return readme_run.after(marker.args[0])
+    return readme_run.after(_marked_block(request.node))
 
 
 @pytest.fixture

